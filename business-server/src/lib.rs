@@ -1,0 +1,1 @@
+//! WebSocket business server: rooms, chat, gifts, likes and flash sales.

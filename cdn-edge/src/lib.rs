@@ -1,0 +1,1 @@
+//! Caching HTTP edge for live HLS and HTTP-FLV.

@@ -1,0 +1,1 @@
+//! Load generator driving publishers, players, WebSocket users and buyers.

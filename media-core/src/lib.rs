@@ -1,0 +1,1 @@
+//! Sans-I/O media code shared by every livepulse crate.

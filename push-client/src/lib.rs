@@ -1,0 +1,1 @@
+//! RTMP publisher that paces media in real time and stamps wall-clock time into the video.

@@ -1,0 +1,2 @@
+//! The `livepulse` command.
+fn main() {}
