@@ -1,0 +1,1 @@
+//! Origin media server.
