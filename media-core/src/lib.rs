@@ -1,1 +1,13 @@
 //! Sans-I/O media code shared by every livepulse crate.
+//!
+//! Everything here works on byte slices and returns values or errors; nothing touches
+//! sockets, files or clocks, so every parser can be unit-tested and fuzzed byte for byte.
+
+pub mod aac;
+pub mod avc;
+mod bits;
+pub mod flv;
+pub mod hls;
+pub mod sei;
+pub mod timestamp;
+pub mod ts;

@@ -1,0 +1,122 @@
+//! The live media playlist: a sliding window of segments rendered with m3u8-rs.
+
+use m3u8_rs::{MediaPlaylist, MediaSegment};
+use std::collections::VecDeque;
+
+/// HLS protocol version declared by the playlist.
+const VERSION: usize = 3;
+
+/// One listed segment.
+#[derive(Debug, Clone)]
+struct Entry {
+    sequence: u64,
+    duration: f64,
+    uri: String,
+    discontinuity: bool,
+}
+
+/// A sliding-window live media playlist.
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    window: usize,
+    target_duration: u64,
+    entries: VecDeque<Entry>,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    ended: bool,
+}
+
+impl Playlist {
+    /// Creates an empty playlist listing at most `window` segments (at least one), with a
+    /// target duration of at least `min_target_duration` seconds.
+    pub fn new(window: usize, min_target_duration: u64) -> Self {
+        Self {
+            window: window.max(1),
+            target_duration: min_target_duration,
+            entries: VecDeque::new(),
+            media_sequence: 0,
+            discontinuity_sequence: 0,
+            ended: false,
+        }
+    }
+
+    /// Appends a segment and drops the oldest ones beyond the window. Dropping a segment marked
+    /// as a discontinuity increments the discontinuity sequence.
+    pub fn push(&mut self, sequence: u64, duration: f64, uri: String, discontinuity: bool) {
+        let rounded = duration.max(0.0).round() as u64;
+        self.target_duration = self.target_duration.max(rounded);
+        self.entries.push_back(Entry {
+            sequence,
+            duration,
+            uri,
+            discontinuity,
+        });
+        while self.entries.len() > self.window {
+            if let Some(dropped) = self.entries.pop_front() {
+                if dropped.discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+            }
+        }
+        if let Some(first) = self.entries.front() {
+            self.media_sequence = first.sequence;
+        }
+    }
+
+    /// `EXT-X-TARGETDURATION`: at least every listed duration rounded to the nearest second,
+    /// and never decreasing.
+    pub fn target_duration(&self) -> u64 {
+        self.target_duration
+    }
+
+    /// `EXT-X-MEDIA-SEQUENCE`: the sequence number of the first listed segment.
+    pub fn media_sequence(&self) -> u64 {
+        self.media_sequence
+    }
+
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the window.
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
+    /// The listed segments as `(sequence, duration)`.
+    pub fn segments(&self) -> Vec<(u64, f64)> {
+        self.entries
+            .iter()
+            .map(|e| (e.sequence, e.duration))
+            .collect()
+    }
+
+    /// Marks the stream as ended (`EXT-X-ENDLIST`) or live again.
+    pub fn set_ended(&mut self, ended: bool) {
+        self.ended = ended;
+    }
+
+    /// Renders the playlist text. Durations are rounded to milliseconds (m3u8-rs prints the
+    /// shortest exact form, so a whole 2 s prints as `2`).
+    pub fn render(&self) -> String {
+        let playlist = MediaPlaylist {
+            version: Some(VERSION),
+            target_duration: self.target_duration,
+            media_sequence: self.media_sequence,
+            discontinuity_sequence: self.discontinuity_sequence,
+            end_list: self.ended,
+            segments: self
+                .entries
+                .iter()
+                .map(|e| MediaSegment {
+                    uri: e.uri.clone(),
+                    duration: ((e.duration * 1000.0).round() / 1000.0) as f32,
+                    discontinuity: e.discontinuity,
+                    ..MediaSegment::default()
+                })
+                .collect(),
+            ..MediaPlaylist::default()
+        };
+        let mut out = Vec::new();
+        if playlist.write_to(&mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

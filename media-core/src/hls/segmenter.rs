@@ -1,0 +1,273 @@
+//! The HLS segmenter: turns timestamped AVCC video and raw AAC frames into MPEG-TS segments
+//! cut at keyframes.
+
+use super::HlsError;
+use crate::aac::{AudioSpecificConfig, ADTS_HEADER_LEN};
+use crate::avc::{avcc_nalus, nal_type, AvcConfig, NAL_AUD, START_CODE};
+use crate::ts::Muxer;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Constant offset added to every output timestamp (1 s at 90 kHz) so that PCR, which runs
+/// [`crate::ts::PCR_DELAY_90K`] behind DTS, never goes below zero.
+pub const TS_OFFSET_90K: u64 = 90_000;
+
+const AUD_NALU: [u8; 2] = [NAL_AUD, 0xF0];
+const AUDIO_FRAMES_PER_PES: usize = 5;
+const MAX_ADTS_PAYLOAD: usize = 0x1FFF - ADTS_HEADER_LEN;
+
+/// When segments are cut.
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    /// A new segment starts at the first keyframe at or after this much time.
+    pub target_duration: Duration,
+    /// Audio-only streams (every AAC frame is a sync point) cut at the first frame past
+    /// `min(target_duration, max_segment_duration)`. Video streams never cut without a keyframe.
+    pub max_segment_duration: Duration,
+}
+
+impl Default for SegmenterConfig {
+    /// 2 s target, 6 s maximum.
+    fn default() -> Self {
+        Self {
+            target_duration: Duration::from_secs(2),
+            max_segment_duration: Duration::from_secs(6),
+        }
+    }
+}
+
+/// One finished MPEG-TS segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// 0, 1, 2, ... per segmenter.
+    pub index: u64,
+    /// Duration in seconds.
+    pub duration: f64,
+    /// DTS of the first frame, in the input's milliseconds.
+    pub start_dts_ms: u64,
+    /// The segment starts with a video keyframe (or is audio-only, where every frame is one).
+    pub keyframe_start: bool,
+    /// The TS bytes: PAT, PMT, then the frames.
+    pub data: Bytes,
+}
+
+/// The segment being written.
+struct OpenSegment {
+    index: u64,
+    start_dts_ms: u64,
+    last_dts_ms: u64,
+    frame_ms: u64,
+    data: Vec<u8>,
+}
+
+/// ADTS frames waiting to be written as one PES.
+#[derive(Default)]
+struct AudioBatch {
+    data: Vec<u8>,
+    pts_90k: u64,
+    frames: usize,
+}
+
+/// Cuts a live stream into TS segments; see the crate's HLS notes on timing.
+pub struct Segmenter {
+    config: SegmenterConfig,
+    avc: Option<AvcConfig>,
+    aac: Option<AudioSpecificConfig>,
+    muxer: Muxer,
+    current: Option<OpenSegment>,
+    next_index: u64,
+    audio: AudioBatch,
+    last_video_dts_ms: Option<u64>,
+}
+
+impl Segmenter {
+    /// Creates a segmenter; call the `set_*_config` methods before pushing frames.
+    pub fn new(config: SegmenterConfig) -> Self {
+        Self {
+            config,
+            avc: None,
+            aac: None,
+            muxer: Muxer::new(false, false),
+            current: None,
+            next_index: 0,
+            audio: AudioBatch::default(),
+            last_video_dts_ms: None,
+        }
+    }
+
+    /// Sets the AVC sequence header; the stream then counts as having video.
+    pub fn set_avc_config(&mut self, cfg: AvcConfig) {
+        self.avc = Some(cfg);
+    }
+
+    /// Sets the AAC sequence header; the stream then counts as having audio.
+    pub fn set_aac_config(&mut self, cfg: AudioSpecificConfig) {
+        self.aac = Some(cfg);
+    }
+
+    /// Adds one AVCC access unit. Returns the finished previous segment when this keyframe
+    /// cuts a new one. Frames before the first keyframe are dropped.
+    pub fn push_video(
+        &mut self,
+        dts_ms: u64,
+        composition_time_ms: i32,
+        keyframe: bool,
+        avcc: &[u8],
+    ) -> Result<Option<Segment>, HlsError> {
+        let avc = self.avc.as_ref().ok_or(HlsError::NoAvcConfig)?;
+        let nalus = avcc_nalus(avcc, avc.nalu_length_size)?;
+        let mut annexb = Vec::with_capacity(avcc.len() + 64);
+        annexb.extend_from_slice(&START_CODE);
+        annexb.extend_from_slice(&AUD_NALU);
+        if keyframe {
+            annexb.extend_from_slice(&avc.annexb_parameter_sets());
+        }
+        for nalu in nalus.into_iter().filter(|n| nal_type(n) != NAL_AUD) {
+            annexb.extend_from_slice(&START_CODE);
+            annexb.extend_from_slice(nalu);
+        }
+        let frame_ms = self
+            .last_video_dts_ms
+            .map(|last| dts_ms.saturating_sub(last))
+            .filter(|&d| d > 0);
+        self.last_video_dts_ms = Some(dts_ms);
+        if self.current.is_none() && !keyframe {
+            return Ok(None);
+        }
+        let finished = if keyframe && self.cut_due(dts_ms, self.config.target_duration) {
+            self.finish(Some(dts_ms))
+        } else {
+            None
+        };
+        let pts_ms = dts_ms.saturating_add(u64::try_from(composition_time_ms).unwrap_or(0));
+        self.open_if_needed(dts_ms);
+        if let Some(segment) = self.current.as_mut() {
+            if let Some(frame_ms) = frame_ms {
+                segment.frame_ms = frame_ms;
+            }
+            segment.last_dts_ms = segment.last_dts_ms.max(dts_ms);
+            self.muxer.write_video(
+                &mut segment.data,
+                to_90k(dts_ms),
+                to_90k(pts_ms),
+                keyframe,
+                &annexb,
+            );
+        }
+        Ok(finished)
+    }
+
+    /// Adds one raw AAC frame as ADTS. With video, audio before the first keyframe is dropped;
+    /// audio-only streams cut by time. Up to five frames share one PES.
+    pub fn push_audio(&mut self, dts_ms: u64, raw_aac: &[u8]) -> Result<Option<Segment>, HlsError> {
+        let aac = self.aac.ok_or(HlsError::NoAacConfig)?;
+        if raw_aac.len() > MAX_ADTS_PAYLOAD {
+            return Err(HlsError::AudioFrameTooLarge(raw_aac.len()));
+        }
+        let mut finished = None;
+        if self.avc.is_some() {
+            if self.current.is_none() {
+                return Ok(None);
+            }
+        } else {
+            let limit = self
+                .config
+                .target_duration
+                .min(self.config.max_segment_duration);
+            if self.cut_due(dts_ms, limit) {
+                finished = self.finish(Some(dts_ms));
+            }
+            self.open_if_needed(dts_ms);
+        }
+        if !self.muxer.has_audio() {
+            return Ok(finished);
+        }
+        if let Some(segment) = self.current.as_mut() {
+            segment.last_dts_ms = segment.last_dts_ms.max(dts_ms);
+            if self.avc.is_none() {
+                segment.frame_ms = aac.frame_duration_ms().round() as u64;
+            }
+            if self.audio.frames == 0 {
+                self.audio.pts_90k = to_90k(dts_ms);
+            }
+            self.audio
+                .data
+                .extend_from_slice(&aac.adts_header(raw_aac.len()));
+            self.audio.data.extend_from_slice(raw_aac);
+            self.audio.frames += 1;
+            if self.audio.frames >= AUDIO_FRAMES_PER_PES {
+                write_audio(&mut self.muxer, &mut self.audio, &mut segment.data);
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Finishes the current segment (end of stream or republish); the next segment again
+    /// waits for a keyframe.
+    pub fn flush(&mut self) -> Option<Segment> {
+        self.last_video_dts_ms = None;
+        self.finish(None)
+    }
+
+    /// True when a segment is open and has lasted `limit`, or the stream layout changed since
+    /// its PMT was written.
+    fn cut_due(&self, dts_ms: u64, limit: Duration) -> bool {
+        let Some(segment) = &self.current else {
+            return false;
+        };
+        let layout_changed = self.muxer.has_video() != self.avc.is_some()
+            || self.muxer.has_audio() != self.aac.is_some();
+        let elapsed = Duration::from_millis(dts_ms.saturating_sub(segment.start_dts_ms));
+        layout_changed || elapsed >= limit
+    }
+
+    /// Starts a segment (PAT + PMT) at `dts_ms` unless one is open.
+    fn open_if_needed(&mut self, dts_ms: u64) {
+        let (video, audio) = (self.avc.is_some(), self.aac.is_some());
+        self.current.get_or_insert_with(|| {
+            if self.muxer.has_video() != video || self.muxer.has_audio() != audio {
+                self.muxer = Muxer::new(video, audio);
+            }
+            let mut data = Vec::with_capacity(256 * 1024);
+            self.muxer.write_tables(&mut data);
+            self.audio = AudioBatch::default();
+            let index = self.next_index;
+            self.next_index += 1;
+            OpenSegment {
+                index,
+                start_dts_ms: dts_ms,
+                last_dts_ms: dts_ms,
+                frame_ms: 0,
+                data,
+            }
+        });
+    }
+
+    /// Closes the open segment; its duration runs to `next_start_ms`, or past its last frame.
+    fn finish(&mut self, next_start_ms: Option<u64>) -> Option<Segment> {
+        let mut segment = self.current.take()?;
+        write_audio(&mut self.muxer, &mut self.audio, &mut segment.data);
+        let end_ms = next_start_ms.unwrap_or(segment.last_dts_ms.saturating_add(segment.frame_ms));
+        Some(Segment {
+            index: segment.index,
+            duration: end_ms.saturating_sub(segment.start_dts_ms) as f64 / 1000.0,
+            start_dts_ms: segment.start_dts_ms,
+            keyframe_start: true,
+            data: Bytes::from(segment.data),
+        })
+    }
+}
+
+/// Writes the batched ADTS frames, if any, as one audio PES.
+fn write_audio(muxer: &mut Muxer, batch: &mut AudioBatch, out: &mut Vec<u8>) {
+    if batch.frames > 0 {
+        muxer.write_audio(out, batch.pts_90k, &batch.data);
+        batch.data.clear();
+        batch.frames = 0;
+    }
+}
+
+/// Converts input milliseconds to output 90 kHz ticks, including [`TS_OFFSET_90K`].
+fn to_90k(ms: u64) -> u64 {
+    ms.wrapping_mul(90).wrapping_add(TS_OFFSET_90K)
+}
