@@ -172,3 +172,89 @@ pub fn parse_adts(data: &[u8]) -> Result<Vec<(AudioSpecificConfig, &[u8])>, AacE
     }
     Ok(frames)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LC_44100_STEREO: AudioSpecificConfig = AudioSpecificConfig {
+        object_type: 2,
+        sampling_index: 4,
+        sample_rate: 44100,
+        channels: 2,
+    };
+
+    #[test]
+    fn parse_lc_stereo() {
+        let config = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
+        assert_eq!(config, LC_44100_STEREO);
+        assert_eq!(config.codec_string(), "mp4a.40.2");
+        assert_eq!(config.to_bytes(), vec![0x12, 0x10]);
+    }
+
+    #[test]
+    fn adts_header_bytes() {
+        assert_eq!(
+            LC_44100_STEREO.adts_header(100),
+            [0xFF, 0xF1, 0x50, 0x80, 0x0D, 0x7F, 0xFC]
+        );
+    }
+
+    #[test]
+    fn explicit_sbr_and_explicit_rate() {
+        // HE-AAC: object type 5, 24 kHz core, stereo, extension 48 kHz, core object type 2.
+        let he = AudioSpecificConfig::parse(&[0x2B, 0x11, 0x88, 0x00]).unwrap();
+        assert_eq!((he.object_type, he.sample_rate, he.channels), (2, 24000, 2));
+        // Index 15 with an explicit 48000 Hz.
+        let explicit = AudioSpecificConfig::parse(&[0x17, 0x80, 0x5D, 0xC0, 0x10]).unwrap();
+        assert_eq!(
+            (
+                explicit.sampling_index,
+                explicit.sample_rate,
+                explicit.channels
+            ),
+            (3, 48000, 2)
+        );
+    }
+
+    #[test]
+    fn config_errors() {
+        assert_eq!(
+            AudioSpecificConfig::parse(&[0x12]),
+            Err(AacError::Truncated)
+        );
+        assert_eq!(
+            AudioSpecificConfig::parse(&[0x16, 0x90]),
+            Err(AacError::UnsupportedSampleRate { index: 13, rate: 0 })
+        );
+        assert_eq!(
+            AudioSpecificConfig::parse(&[0x02, 0x10]),
+            Err(AacError::UnsupportedObjectType(0))
+        );
+    }
+
+    #[test]
+    fn adts_round_trip() {
+        let mut stream = Vec::new();
+        for payload in [&[1u8, 2, 3][..], &[4u8; 300][..]] {
+            stream.extend_from_slice(&LC_44100_STEREO.adts_header(payload.len()));
+            stream.extend_from_slice(payload);
+        }
+        let frames = parse_adts(&stream).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], (LC_44100_STEREO, &[1u8, 2, 3][..]));
+        assert_eq!(frames[1].1.len(), 300);
+        assert_eq!(
+            parse_adts(&stream[..stream.len() - 1]),
+            Err(AacError::Truncated)
+        );
+        assert_eq!(
+            parse_adts(&[0xFF, 0x01, 0, 0, 0, 0, 0]),
+            Err(AacError::BadSyncword)
+        );
+        assert_eq!(
+            parse_adts(&[0xFF, 0xF1, 0x50, 0x80, 0x00, 0x1F, 0xFC]),
+            Err(AacError::BadFrameLength(0))
+        );
+    }
+}

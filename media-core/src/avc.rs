@@ -404,3 +404,107 @@ pub fn is_keyframe_avcc(data: &[u8], nalu_length_size: u8) -> bool {
         .map(|nalus| nalus.iter().any(|n| nal_type(n) == NAL_IDR))
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flv;
+
+    const SPS_720P: [u8; 25] = [
+        0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00,
+        0x08, 0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
+    ];
+    const SPS_1080P: [u8; 26] = [
+        0x67, 0x4d, 0x40, 0x28, 0xec, 0xa0, 0x3c, 0x01, 0x13, 0xf2, 0xe0, 0x22, 0x00, 0x00, 0x03,
+        0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x64, 0x1e, 0x30, 0x63, 0x2c,
+    ];
+
+    fn sample_config() -> AvcConfig {
+        let tags = flv::parse_file(include_bytes!("../../assets/sample.flv")).unwrap();
+        let header = tags.iter().find(|t| t.tag_type == flv::TAG_VIDEO).unwrap();
+        AvcConfig::parse(&header.data[flv::VIDEO_HEADER_LEN..]).unwrap()
+    }
+
+    #[test]
+    fn sample_config_and_sps() {
+        let config = sample_config();
+        assert_eq!(config.codec_string(), "avc1.64001e");
+        assert_eq!(config.nalu_length_size, 4);
+        assert_eq!(config.dimensions(), Some((640, 360)));
+        let sps = parse_sps(&config.sps[0]).unwrap();
+        assert_eq!((sps.profile_idc, sps.width, sps.height), (100, 640, 360));
+        assert_eq!(sps.fps, Some(30.0));
+        assert_eq!(AvcConfig::parse(&config.to_bytes()).unwrap(), config);
+        let annexb = config.annexb_parameter_sets();
+        assert_eq!(
+            annexb_nalus(&annexb),
+            vec![&config.sps[0][..], &config.pps[0][..]]
+        );
+    }
+
+    #[test]
+    fn sps_vectors_with_cropping() {
+        let hd = parse_sps(&SPS_720P).unwrap();
+        assert_eq!(
+            (hd.profile_idc, hd.level_idc, hd.width, hd.height),
+            (77, 31, 1280, 720)
+        );
+        assert_eq!(hd.fps, Some(25.0));
+        let full = parse_sps(&SPS_1080P).unwrap();
+        assert_eq!((full.width, full.height), (1920, 1080));
+        assert_eq!(full.fps, Some(25.0));
+        assert_eq!(parse_sps(&[0x68, 1, 2]), Err(AvcError::NotSps(8)));
+        assert_eq!(parse_sps(&SPS_720P[..6]), Err(AvcError::Truncated));
+    }
+
+    #[test]
+    fn config_errors() {
+        assert_eq!(AvcConfig::parse(&[1, 2, 3]), Err(AvcError::Truncated));
+        assert_eq!(
+            AvcConfig::parse(&[0, 0, 0, 0, 0, 0]),
+            Err(AvcError::BadVersion(0))
+        );
+        assert_eq!(
+            AvcConfig::parse(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 9, 0x67]),
+            Err(AvcError::Truncated)
+        );
+    }
+
+    #[test]
+    fn avcc_annexb_round_trip() {
+        let avcc = [0, 0, 0, 2, 0x09, 0xF0, 0, 0, 0, 3, 0x65, 0xAA, 0xBB];
+        let mut annexb = Vec::new();
+        avcc_to_annexb(&avcc, 4, &mut annexb).unwrap();
+        assert_eq!(
+            annexb,
+            vec![0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65, 0xAA, 0xBB]
+        );
+        assert_eq!(annexb_to_avcc(&annexb), avcc.to_vec());
+        assert!(is_keyframe_avcc(&avcc, 4));
+        assert!(!is_keyframe_avcc(&avcc[..6], 4));
+        assert_eq!(
+            avcc_nalus(&[0, 5, 1, 2], 2),
+            Err(AvcError::LengthOverrun {
+                len: 5,
+                remaining: 2
+            })
+        );
+        assert_eq!(avcc_nalus(&[], 3), Ok(vec![]));
+        assert_eq!(avcc_nalus(&[1], 0), Err(AvcError::BadLengthSize(0)));
+        assert_eq!(avcc_nalus(&[2, 0x41, 0x42], 1), Ok(vec![&[0x41, 0x42][..]]));
+    }
+
+    #[test]
+    fn annexb_split_on_three_and_four_byte_start_codes() {
+        let data = [
+            9, 0, 0, 1, 0x67, 1, 0, 0, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3, 0,
+        ];
+        assert_eq!(
+            annexb_nalus(&data),
+            vec![&[0x67, 1][..], &[0x68, 2][..], &[0x65, 3][..]]
+        );
+        assert!(annexb_nalus(&[1, 2, 3]).is_empty());
+        assert_eq!(nal_type(&[0x65]), NAL_IDR);
+        assert_eq!(nal_type(&[]), 0);
+    }
+}

@@ -22,7 +22,8 @@ pub const CODEC_AVC: u8 = 7;
 pub const SOUND_AAC: u8 = 10;
 
 const FILE_HEADER_LEN: usize = 9;
-const TAG_HEADER_LEN: usize = 11;
+/// Length of an FLV tag header.
+pub const TAG_HEADER_LEN: usize = 11;
 const PREVIOUS_TAG_SIZE_LEN: usize = 4;
 const MAX_HEADER_OFFSET: usize = 1024;
 
@@ -65,16 +66,31 @@ pub fn file_header(has_audio: bool, has_video: bool) -> [u8; 13] {
     [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
 }
 
+/// The 11-byte tag header: type, 24-bit size, 24-bit timestamp plus extended byte, stream id 0.
+pub fn tag_header(tag_type: u8, timestamp_ms: u32, data_len: u32) -> [u8; TAG_HEADER_LEN] {
+    let size = (data_len & 0x00FF_FFFF).to_be_bytes();
+    let ts = timestamp_ms.to_be_bytes();
+    [
+        tag_type & 0x1F,
+        size[1],
+        size[2],
+        size[3],
+        ts[1],
+        ts[2],
+        ts[3],
+        ts[0],
+        0,
+        0,
+        0,
+    ]
+}
+
 /// Appends one tag: the 11-byte header (24-bit timestamp plus extended byte), `data`, and the
 /// PreviousTagSize. `data` must be shorter than 16 MiB, which every RTMP message is.
 pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp_ms: u32, data: &[u8]) {
     let size = data.len() as u32 & 0x00FF_FFFF;
     out.reserve(TAG_HEADER_LEN + data.len() + PREVIOUS_TAG_SIZE_LEN);
-    out.put_u8(tag_type & 0x1F);
-    out.put_uint(u64::from(size), 3);
-    out.put_uint(u64::from(timestamp_ms & 0x00FF_FFFF), 3);
-    out.put_u8((timestamp_ms >> 24) as u8);
-    out.put_uint(0, 3);
+    out.put_slice(&tag_header(tag_type, timestamp_ms, size));
     out.put_slice(data);
     out.put_u32(TAG_HEADER_LEN as u32 + size);
 }
@@ -322,4 +338,129 @@ fn be24(b: &[u8]) -> u32 {
     b.iter()
         .take(3)
         .fold(0, |acc, &x| (acc << 8) | u32::from(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_header_bytes() {
+        assert_eq!(
+            file_header(true, true),
+            [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]
+        );
+        assert_eq!(file_header(false, true)[4], 1);
+    }
+
+    #[test]
+    fn tag_bytes_and_round_trip_with_extended_timestamp() {
+        let mut out = BytesMut::new();
+        write_tag(&mut out, TAG_VIDEO, 0x1234_5678, b"abc");
+        assert_eq!(
+            &out[..],
+            &[9, 0, 0, 3, 0x34, 0x56, 0x78, 0x12, 0, 0, 0, b'a', b'b', b'c', 0, 0, 0, 14]
+        );
+        let mut file = file_header(false, true).to_vec();
+        file.extend_from_slice(&out);
+        write_tag(&mut out, TAG_AUDIO, 7, &[]);
+        file.extend_from_slice(&out[18..]);
+        let tags = parse_file(&file).unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(
+            tags[0],
+            Tag {
+                tag_type: TAG_VIDEO,
+                timestamp: 0x1234_5678,
+                data: Bytes::from_static(b"abc")
+            }
+        );
+        assert_eq!((tags[1].tag_type, tags[1].timestamp), (TAG_AUDIO, 7));
+    }
+
+    #[test]
+    fn reader_is_incremental() {
+        let mut file = file_header(true, false).to_vec();
+        let mut tags = BytesMut::new();
+        write_tag(&mut tags, TAG_SCRIPT, 1, b"meta");
+        write_tag(&mut tags, TAG_AUDIO, 2, b"x");
+        file.extend_from_slice(&tags);
+        let mut reader = Reader::new();
+        let mut got = Vec::new();
+        for byte in file {
+            reader.push(&[byte]);
+            while let Some(tag) = reader.next_tag().unwrap() {
+                got.push(tag.timestamp);
+            }
+        }
+        assert_eq!(got, vec![1, 2]);
+    }
+
+    #[test]
+    fn reader_errors() {
+        let mut reader = Reader::new();
+        reader.push(b"FLX\x01");
+        assert_eq!(reader.next_tag(), Err(FlvError::BadSignature));
+
+        let mut reader = Reader::with_max_tag_size(10);
+        reader.push(&file_header(true, true));
+        reader.push(&[9, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            reader.next_tag(),
+            Err(FlvError::TagTooLarge { size: 11, max: 10 })
+        );
+
+        let mut file = file_header(true, true).to_vec();
+        file.extend_from_slice(&[9, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(parse_file(&file), Err(FlvError::Truncated));
+        assert_eq!(parse_file(b"FL"), Err(FlvError::Truncated));
+    }
+
+    #[test]
+    fn video_header_round_trip_with_negative_cts() {
+        let tag = avc_video_tag(true, VideoPacket::Nalu, -40, &[1, 2]);
+        assert_eq!(tag, vec![0x17, 1, 0xFF, 0xFF, 0xD8, 1, 2]);
+        let info = parse_video(&tag).unwrap();
+        assert_eq!(
+            info,
+            VideoInfo {
+                keyframe: true,
+                codec_id: CODEC_AVC,
+                packet: VideoPacket::Nalu,
+                composition_time: -40
+            }
+        );
+        let inter =
+            parse_video(&avc_video_tag(false, VideoPacket::SequenceHeader, 67, &[])).unwrap();
+        assert_eq!(
+            (inter.keyframe, inter.packet, inter.composition_time),
+            (false, VideoPacket::SequenceHeader, 67)
+        );
+        assert_eq!(
+            parse_video(&[0x17, 1]),
+            Err(FlvError::TooShort { need: 5, have: 2 })
+        );
+        assert_eq!(
+            parse_video(&[0x17, 9, 0, 0, 0]),
+            Err(FlvError::UnknownPacketType(9))
+        );
+    }
+
+    #[test]
+    fn audio_header() {
+        let seq = aac_audio_tag(true, &[0x12, 0x10]);
+        assert_eq!(seq, vec![0xAF, 0, 0x12, 0x10]);
+        assert!(parse_audio(&seq).unwrap().sequence_header);
+        let raw = parse_audio(&aac_audio_tag(false, &[1])).unwrap();
+        assert_eq!((raw.sound_format, raw.sequence_header), (SOUND_AAC, false));
+        assert!(parse_audio(&[0xAF]).is_err());
+        assert_eq!(parse_audio(&[0x2F]).unwrap().sound_format, 2);
+    }
+
+    #[test]
+    fn sample_file_parses() {
+        let tags = parse_file(include_bytes!("../../assets/sample.flv")).unwrap();
+        assert!(tags.iter().filter(|t| t.tag_type == TAG_VIDEO).count() >= 299);
+        assert!(tags.iter().any(|t| t.tag_type == TAG_AUDIO));
+    }
 }

@@ -93,3 +93,63 @@ fn read_sei_value(rest: &mut &[u8]) -> Option<usize> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn avcc(nalus: &[&[u8]]) -> Vec<u8> {
+        nalus
+            .iter()
+            .flat_map(|n| {
+                (n.len() as u32)
+                    .to_be_bytes()
+                    .into_iter()
+                    .chain(n.iter().copied())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stamp_nalu_layout() {
+        let nalu = stamp_nalu(0x0102_0304_0506_0708);
+        let mut expected = vec![NAL_SEI, 5, 24];
+        expected.extend_from_slice(&STAMP_UUID);
+        expected.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0x80]);
+        assert_eq!(nalu, expected);
+    }
+
+    #[test]
+    fn emulation_prevention_applied_and_removed() {
+        let nalu = stamp_nalu(0);
+        assert!(!nalu.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] < 3));
+        assert_eq!(nalu.len(), 28 + 3);
+        assert_eq!(find_stamp(&avcc(&[&nalu]), 4), Some(0));
+    }
+
+    #[test]
+    fn insert_after_aud_and_find() {
+        let frame = avcc(&[&[0x09, 0xF0], &[0x65, 0x88]]);
+        let stamped = insert_stamp(&frame, 4, 1_700_000_000_000_000).unwrap();
+        let nalus = avcc_nalus(&stamped, 4).unwrap();
+        let types: Vec<u8> = nalus.iter().map(|n| nal_type(n)).collect();
+        assert_eq!(types, vec![NAL_AUD, NAL_SEI, 5]);
+        assert_eq!(find_stamp(&stamped, 4), Some(1_700_000_000_000_000));
+
+        let no_aud = insert_stamp(&avcc(&[&[0x41, 1]]), 4, 42).unwrap();
+        assert_eq!(nal_type(avcc_nalus(&no_aud, 4).unwrap()[0]), NAL_SEI);
+        assert_eq!(find_stamp(&no_aud, 4), Some(42));
+        assert_eq!(find_stamp(&frame, 4), None);
+        assert!(insert_stamp(&[0, 0, 0, 9, 1], 4, 1).is_err());
+    }
+
+    #[test]
+    fn other_sei_messages_are_skipped() {
+        // A recovery point SEI (type 6, size 1) precedes the stamp in the same NAL.
+        let stamp = stamp_nalu(99);
+        let mut nalu = vec![NAL_SEI, 6, 1, 0x84];
+        nalu.extend_from_slice(&stamp[1..]);
+        assert_eq!(find_stamp(&avcc(&[&nalu]), 4), Some(99));
+        assert_eq!(find_stamp(&avcc(&[&[NAL_SEI, 5, 30, 1]]), 4), None);
+    }
+}

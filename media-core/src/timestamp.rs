@@ -70,3 +70,47 @@ impl Monotonic {
         self.rebase_pending = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwraps_across_2_pow_32() {
+        let mut u = Unwrapper::new();
+        assert_eq!(u.unwrap(0xFFFF_FF00), 0xFFFF_FF00);
+        assert_eq!(u.unwrap(0xFFFF_FFF0), 0xFFFF_FFF0);
+        assert_eq!(u.unwrap(0x10), (1 << 32) + 0x10);
+        assert_eq!(
+            u.unwrap(0xFFFF_FFF8),
+            0xFFFF_FFF8,
+            "late packet from before the wrap"
+        );
+        assert_eq!(u.unwrap(0x20), (1 << 32) + 0x20);
+        assert_eq!(u.unwrap(0x8000_0010), (1 << 32) + 0x8000_0010);
+        assert_eq!(u.unwrap(5), (2 << 32) + 5);
+    }
+
+    #[test]
+    fn small_jumps_back_are_not_wraps() {
+        let mut u = Unwrapper::new();
+        assert_eq!(u.unwrap(1000), 1000);
+        assert_eq!(u.unwrap(900), 900);
+        assert_eq!(u.unwrap(0xFFFF_FFF0), 0xFFFF_FFF0, "never below zero");
+    }
+
+    #[test]
+    fn monotonic_and_rebase() {
+        let mut m = Monotonic::new();
+        assert_eq!(m.fix(100), 100);
+        assert_eq!(m.fix(90), 100);
+        assert_eq!(m.fix(133), 133);
+        m.rebase();
+        assert_eq!(m.fix(0), 134);
+        assert_eq!(m.fix(33), 167);
+        assert_eq!(m.fix(20), 167);
+        m.rebase();
+        assert_eq!(m.fix(5000), 168);
+        assert_eq!(m.fix(5010), 178);
+    }
+}
