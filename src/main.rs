@@ -1,2 +1,85 @@
-//! The `livepulse` command.
-fn main() {}
+//! The `livepulse` command: the whole live stack and its load harness in one binary.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "livepulse",
+    version,
+    about = "Live-streaming backend and load harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the whole stack in one process and publish the built-in sample.
+    Demo(demo::DemoArgs),
+    /// Run the origin media server (RTMP ingest, HLS, HTTP-FLV, RTMP play).
+    Origin(OriginArgs),
+}
+
+#[derive(Args)]
+struct OriginArgs {
+    /// RTMP listen address [default: 127.0.0.1:1935]
+    #[arg(long)]
+    rtmp: Option<SocketAddr>,
+    /// HTTP listen address for HLS, HTTP-FLV, API and metrics [default: 127.0.0.1:8080]
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// TOML config file; command-line addresses override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+async fn origin(args: OriginArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => media_server::Config::from_file(path)?,
+        None => media_server::Config::default(),
+    };
+    if let Some(a) = args.rtmp {
+        config.rtmp = a;
+    }
+    if let Some(a) = args.http {
+        config.http = a;
+    }
+    let running = media_server::Server::bind(config).await?;
+    println!("RTMP ingest:  rtmp://{}/live/<stream>", running.rtmp_addr());
+    println!(
+        "HLS:          http://{}/live/<stream>.m3u8",
+        running.http_addr()
+    );
+    println!(
+        "HTTP-FLV:     http://{}/live/<stream>.flv",
+        running.http_addr()
+    );
+    println!(
+        "Stats:        http://{}/api/v1/streams",
+        running.http_addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Origin(args) => origin(args).await,
+    }
+}

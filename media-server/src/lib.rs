@@ -1,1 +1,15 @@
-//! Origin media server.
+//! Origin media server: RTMP ingest, stream hub with GOP cache, HLS, HTTP-FLV, RTMP play and stats.
+
+pub mod api;
+pub mod config;
+pub mod flv;
+pub mod hls;
+pub mod hook;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod rtmp;
+mod server;
+
+pub use config::Config;
+pub use server::{Running, Server};

@@ -1,0 +1,51 @@
+//! Stats API and Prometheus metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+
+use crate::http::AppState;
+use crate::hub::StreamStats;
+
+/// Body of `GET /api/v1/streams`.
+#[derive(Debug, Serialize)]
+pub struct StreamsBody {
+    /// Every known stream.
+    pub streams: Vec<StreamStats>,
+}
+
+/// Stats of every stream, with HLS viewer estimates merged in.
+pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
+    let mut streams = state.hub.stats();
+    for s in &mut streams {
+        s.viewers.hls = state.hls.viewers(&s.key);
+    }
+    streams
+}
+
+/// `GET /api/v1/streams`.
+pub async fn streams(State(state): State<AppState>) -> Json<StreamsBody> {
+    Json(StreamsBody {
+        streams: streams_snapshot(&state),
+    })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let streams = streams_snapshot(&state);
+    let m = &state.metrics;
+    m.streams.set(streams.len() as i64);
+    let sum = |f: fn(&StreamStats) -> usize| streams.iter().map(f).sum::<usize>();
+    m.set_viewers("http_flv", sum(|s| s.viewers.http_flv));
+    m.set_viewers("rtmp", sum(|s| s.viewers.rtmp));
+    m.set_viewers("hls", sum(|s| s.viewers.hls));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+}

@@ -1,0 +1,58 @@
+//! The HTTP router: HLS, HTTP-FLV, stats API and metrics on one listener.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::HlsConfig;
+use crate::hls::{self, HlsStore};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::{api, flv};
+
+/// Shared state of every HTTP handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The stream hub.
+    pub hub: Hub,
+    /// HLS segments and playlists.
+    pub hls: HlsStore,
+    /// HLS settings.
+    pub hls_config: HlsConfig,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/streams", get(api::streams))
+        .route("/metrics", get(api::metrics))
+        .route("/{app}/{file}", get(stream_file))
+        .route("/{app}/{stream}/{file}", get(segment_file))
+        .with_state(state)
+}
+
+async fn stream_file(
+    State(state): State<AppState>,
+    Path((app, file)): Path<(String, String)>,
+) -> Response {
+    if let Some(name) = file.strip_suffix(".m3u8") {
+        return hls::playlist(&state, &format!("{app}/{name}")).await;
+    }
+    if let Some(name) = file.strip_suffix(".flv") {
+        return flv::play(&state, &format!("{app}/{name}"));
+    }
+    (StatusCode::NOT_FOUND, "unknown resource\n").into_response()
+}
+
+async fn segment_file(
+    State(state): State<AppState>,
+    Path((app, stream, file)): Path<(String, String, String)>,
+) -> Response {
+    hls::segment(&state, &format!("{app}/{stream}"), &file).await
+}

@@ -1,0 +1,187 @@
+//! A publisher's handle: turns RTMP messages into frames on the stream's timeline.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use media_core::aac::AudioSpecificConfig;
+use media_core::avc::AvcConfig;
+use media_core::flv::{self, VideoPacket};
+use media_core::timestamp::Unwrapper;
+use rml_rtmp::sessions::StreamMetadata;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::frame::{Frame, FrameKind};
+use super::metadata::on_metadata_body;
+use super::stream::Stream;
+
+/// Gap put between the last frame of a previous publisher and the first of the next.
+const REPUBLISH_GAP_MS: u64 = 40;
+
+/// Why a message could not enter the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The FLV audio/video header is malformed.
+    #[error("malformed media message: {0}")]
+    Malformed(#[from] flv::FlvError),
+}
+
+/// Exclusive right to publish on a stream key; dropping it ends the publish.
+#[derive(Debug)]
+pub struct Publisher {
+    stream: Arc<Stream>,
+    epoch: u32,
+    cancel: CancellationToken,
+    unwrapper: Unwrapper,
+    base: u64,
+    offset: Option<i64>,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        stream: Arc<Stream>,
+        epoch: u32,
+        cancel: CancellationToken,
+        base: u64,
+    ) -> Self {
+        Self {
+            stream,
+            epoch,
+            cancel,
+            unwrapper: Unwrapper::new(),
+            base,
+            offset: None,
+        }
+    }
+
+    /// The stream key.
+    pub fn key(&self) -> &str {
+        self.stream.key()
+    }
+
+    /// Resolves when another publisher took this key over or the hub evicted this one.
+    pub fn kicked(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Records new metadata and forwards it to viewers as a script frame.
+    pub fn set_metadata(&mut self, meta: StreamMetadata) {
+        let payload = on_metadata_body(&meta);
+        let mut state = self.stream.state.lock();
+        if state.epoch != self.epoch {
+            return;
+        }
+        let frame = Frame {
+            kind: FrameKind::Script,
+            dts: state.last_dts.unwrap_or(self.base),
+            cts: 0,
+            keyframe: false,
+            header: false,
+            epoch: self.epoch,
+            payload,
+        };
+        state.metadata = Some(Arc::new(meta));
+        state.dispatch(frame);
+    }
+
+    /// Pushes one RTMP video message; returns the number of viewer drops it caused.
+    pub fn push_video(&mut self, timestamp: u32, payload: Bytes) -> Result<u64, MediaError> {
+        let info = flv::parse_video(&payload)?;
+        let header = info.packet == VideoPacket::SequenceHeader;
+        let frame = Frame {
+            kind: FrameKind::Video,
+            dts: self.dts(timestamp),
+            cts: info.composition_time,
+            keyframe: info.keyframe,
+            header,
+            epoch: self.epoch,
+            payload,
+        };
+        Ok(self.dispatch(frame))
+    }
+
+    /// Pushes one RTMP audio message; returns the number of viewer drops it caused.
+    pub fn push_audio(&mut self, timestamp: u32, payload: Bytes) -> Result<u64, MediaError> {
+        let info = flv::parse_audio(&payload)?;
+        let frame = Frame {
+            kind: FrameKind::Audio,
+            dts: self.dts(timestamp),
+            cts: 0,
+            keyframe: false,
+            header: info.sound_format == 10 && info.sequence_header,
+            epoch: self.epoch,
+            payload,
+        };
+        Ok(self.dispatch(frame))
+    }
+
+    fn dts(&mut self, timestamp: u32) -> u64 {
+        let ts = self.unwrapper.unwrap(timestamp) as i64;
+        let offset = *self.offset.get_or_insert(self.base as i64 - ts);
+        (ts + offset).max(0) as u64
+    }
+
+    fn dispatch(&mut self, frame: Frame) -> u64 {
+        let mut state = self.stream.state.lock();
+        if state.epoch != self.epoch {
+            return 0;
+        }
+        if let Some(p) = state.publisher.as_mut() {
+            p.last_media = Instant::now();
+        }
+        if frame.header {
+            learn_codec(&mut state.info, &frame);
+        }
+        state.dispatch(frame)
+    }
+}
+
+/// Fills codec facts from a sequence header; unparseable headers leave them unknown.
+fn learn_codec(info: &mut super::stream::MediaInfo, frame: &Frame) {
+    match frame.kind {
+        FrameKind::Video => {
+            if let Some(cfg) = frame
+                .payload
+                .get(flv::VIDEO_HEADER_LEN..)
+                .and_then(|b| AvcConfig::parse(b).ok())
+            {
+                info.video_codec = Some(cfg.codec_string());
+                if let Some((w, h)) = cfg.dimensions() {
+                    info.width = Some(w);
+                    info.height = Some(h);
+                }
+            }
+        }
+        FrameKind::Audio => {
+            if let Some(cfg) = frame
+                .payload
+                .get(flv::AUDIO_HEADER_LEN..)
+                .and_then(|b| AudioSpecificConfig::parse(b).ok())
+            {
+                info.audio_codec = Some(cfg.codec_string());
+                info.sample_rate = Some(cfg.sample_rate);
+                info.channels = Some(cfg.channels);
+            }
+        }
+        FrameKind::Script => {}
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let mut state = self.stream.state.lock();
+        if state
+            .publisher
+            .as_ref()
+            .is_some_and(|p| p.epoch == self.epoch)
+        {
+            state.publisher = None;
+            state.idle_since = Some(Instant::now());
+        }
+    }
+}
+
+/// Timeline base for a new publisher: just after the previous one's last frame.
+pub(crate) fn next_base(last_dts: Option<u64>) -> u64 {
+    last_dts.map_or(0, |d| d + REPUBLISH_GAP_MS)
+}

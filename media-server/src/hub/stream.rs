@@ -1,0 +1,211 @@
+//! One stream key's shared state: publisher slot, sequence headers, GOP cache, viewers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rml_rtmp::sessions::StreamMetadata;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{Frame, FrameKind};
+use super::gop::GopCache;
+use super::viewer::{Offer, Protocol, ViewerTx};
+
+/// A stream key and everything the hub knows about it.
+#[derive(Debug)]
+pub struct Stream {
+    key: String,
+    pub(crate) state: Mutex<StreamState>,
+}
+
+/// The live publisher of a stream.
+#[derive(Debug)]
+pub(crate) struct PublisherSlot {
+    pub epoch: u32,
+    pub cancel: CancellationToken,
+    pub last_media: Instant,
+    pub started: Instant,
+}
+
+/// Codec facts learned from sequence headers.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MediaInfo {
+    /// RFC 6381 video codec, e.g. `avc1.64001f`.
+    pub video_codec: Option<String>,
+    /// Coded width from the SPS.
+    pub width: Option<u32>,
+    /// Coded height from the SPS.
+    pub height: Option<u32>,
+    /// RFC 6381 audio codec, e.g. `mp4a.40.2`.
+    pub audio_codec: Option<String>,
+    /// Audio sample rate in Hz.
+    pub sample_rate: Option<u32>,
+    /// Audio channel count.
+    pub channels: Option<u8>,
+}
+
+/// Input rate over a rolling window of about two seconds.
+#[derive(Debug)]
+pub(crate) struct RateMeter {
+    window_start: Instant,
+    bytes: u64,
+    video_frames: u64,
+    pub bitrate_bps: f64,
+    pub fps: f64,
+}
+
+impl RateMeter {
+    fn new() -> Self {
+        Self {
+            window_start: Instant::now(),
+            bytes: 0,
+            video_frames: 0,
+            bitrate_bps: 0.0,
+            fps: 0.0,
+        }
+    }
+
+    fn record(&mut self, frame: &Frame) {
+        self.bytes += frame.payload.len() as u64;
+        if frame.kind == FrameKind::Video && !frame.header {
+            self.video_frames += 1;
+        }
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= Duration::from_secs(2) {
+            let secs = elapsed.as_secs_f64();
+            self.bitrate_bps = self.bytes as f64 * 8.0 / secs;
+            self.fps = self.video_frames as f64 / secs;
+            *self = Self {
+                bitrate_bps: self.bitrate_bps,
+                fps: self.fps,
+                ..Self::new()
+            };
+        }
+    }
+}
+
+/// Mutable per-stream state, behind one short-held lock.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    pub epoch: u32,
+    pub publisher: Option<PublisherSlot>,
+    pub idle_since: Option<Instant>,
+    pub metadata: Option<Arc<StreamMetadata>>,
+    pub script: Option<Frame>,
+    pub video_header: Option<Frame>,
+    pub audio_header: Option<Frame>,
+    pub gop: GopCache,
+    pub viewers: Vec<ViewerTx>,
+    pub last_dts: Option<u64>,
+    pub info: MediaInfo,
+    pub rate: RateMeter,
+    pub frames_dropped: u64,
+    pub frames_in: u64,
+}
+
+impl StreamState {
+    /// Sends a frame to every viewer, caching it as header, metadata or GOP as fits.
+    pub fn dispatch(&mut self, frame: Frame) -> u64 {
+        self.rate.record(&frame);
+        self.frames_in += 1;
+        self.last_dts = Some(self.last_dts.map_or(frame.dts, |d| d.max(frame.dts)));
+        match (frame.kind, frame.header) {
+            (FrameKind::Video, true) => self.video_header = Some(frame.clone()),
+            (FrameKind::Audio, true) => self.audio_header = Some(frame.clone()),
+            (FrameKind::Script, _) => self.script = Some(frame.clone()),
+            _ => self.gop.push(&frame),
+        }
+        let headers: Vec<&Frame> = [&self.video_header, &self.audio_header]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut dropped = 0;
+        self.viewers
+            .retain_mut(|v| match v.offer(&frame, &headers) {
+                Offer::Sent => true,
+                Offer::Dropped => {
+                    dropped += 1;
+                    true
+                }
+                Offer::Closed => false,
+            });
+        self.frames_dropped += dropped;
+        dropped
+    }
+
+    /// The frames a new viewer gets before live ones: metadata, headers, then the GOP.
+    pub fn startup_frames(&self) -> Vec<Frame> {
+        [&self.script, &self.video_header, &self.audio_header]
+            .into_iter()
+            .flatten()
+            .chain(self.gop.frames())
+            .cloned()
+            .collect()
+    }
+
+    /// Viewers per protocol.
+    pub fn viewer_count(&self, protocol: Protocol) -> usize {
+        self.viewers
+            .iter()
+            .filter(|v| v.protocol == protocol)
+            .count()
+    }
+}
+
+impl Stream {
+    pub(crate) fn new(key: String, gop: GopCache) -> Self {
+        Self {
+            key,
+            state: Mutex::new(StreamState {
+                epoch: 0,
+                publisher: None,
+                idle_since: Some(Instant::now()),
+                metadata: None,
+                script: None,
+                video_header: None,
+                audio_header: None,
+                gop,
+                viewers: Vec::new(),
+                last_dts: None,
+                info: MediaInfo::default(),
+                rate: RateMeter::new(),
+                frames_dropped: 0,
+                frames_in: 0,
+            }),
+        }
+    }
+
+    /// The stream key, `app/name`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// True while a publisher is attached.
+    pub fn is_live(&self) -> bool {
+        self.state.lock().publisher.is_some()
+    }
+
+    /// Current metadata as the publisher sent it.
+    pub fn metadata(&self) -> Option<Arc<StreamMetadata>> {
+        self.state.lock().metadata.clone()
+    }
+
+    /// Codec facts from the sequence headers.
+    pub fn info(&self) -> MediaInfo {
+        self.state.lock().info.clone()
+    }
+
+    pub(crate) fn remove_viewer(&self, id: u64) {
+        self.state.lock().viewers.retain(|v| v.id != id);
+    }
+
+    /// Closes every viewer queue (the stream is going away).
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock();
+        state.viewers.clear();
+        if let Some(p) = state.publisher.take() {
+            p.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Origin counters and gauges, exposed in Prometheus text format.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label for per-protocol series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    /// `http_flv`, `rtmp` or `hls`.
+    pub protocol: &'static str,
+}
+
+/// Every origin metric.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// RTMP connections accepted.
+    pub rtmp_connections: Counter,
+    /// RTMP connections closed on a protocol or I/O error.
+    pub rtmp_errors: Counter,
+    /// Bytes read from RTMP peers.
+    pub rtmp_bytes_in: Counter,
+    /// Bytes written to RTMP players.
+    pub rtmp_bytes_out: Counter,
+    /// Publishes accepted.
+    pub publish_accepted: Counter,
+    /// Publishes refused (busy key, hook, bad name).
+    pub publish_refused: Counter,
+    /// Media frames received.
+    pub frames_in: Counter,
+    /// Media payload bytes received.
+    pub media_bytes_in: Counter,
+    /// Frames skipped for viewers that fell behind.
+    pub viewer_frames_dropped: Counter,
+    /// HLS segments produced.
+    pub hls_segments: Counter,
+    /// Bytes served over HTTP, by protocol.
+    pub http_bytes_out: Family<ProtocolLabel, Counter>,
+    /// Streams known to the hub.
+    pub streams: Gauge,
+    /// Current viewers, by protocol.
+    pub viewers: Family<ProtocolLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("livepulse_origin");
+        let m = Self {
+            registry: Registry::default(),
+            rtmp_connections: Counter::default(),
+            rtmp_errors: Counter::default(),
+            rtmp_bytes_in: Counter::default(),
+            rtmp_bytes_out: Counter::default(),
+            publish_accepted: Counter::default(),
+            publish_refused: Counter::default(),
+            frames_in: Counter::default(),
+            media_bytes_in: Counter::default(),
+            viewer_frames_dropped: Counter::default(),
+            hls_segments: Counter::default(),
+            http_bytes_out: Family::default(),
+            streams: Gauge::default(),
+            viewers: Family::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "rtmp_connections",
+            "RTMP connections accepted",
+            m.rtmp_connections.clone(),
+        );
+        r.register(
+            "rtmp_errors",
+            "RTMP connections closed on error",
+            m.rtmp_errors.clone(),
+        );
+        r.register(
+            "rtmp_bytes_in",
+            "Bytes read from RTMP peers",
+            m.rtmp_bytes_in.clone(),
+        );
+        r.register(
+            "rtmp_bytes_out",
+            "Bytes written to RTMP players",
+            m.rtmp_bytes_out.clone(),
+        );
+        r.register(
+            "publish_accepted",
+            "Publishes accepted",
+            m.publish_accepted.clone(),
+        );
+        r.register(
+            "publish_refused",
+            "Publishes refused",
+            m.publish_refused.clone(),
+        );
+        r.register("frames_in", "Media frames received", m.frames_in.clone());
+        r.register(
+            "media_bytes_in",
+            "Media payload bytes received",
+            m.media_bytes_in.clone(),
+        );
+        r.register(
+            "viewer_frames_dropped",
+            "Frames skipped for viewers that fell behind",
+            m.viewer_frames_dropped.clone(),
+        );
+        r.register(
+            "hls_segments",
+            "HLS segments produced",
+            m.hls_segments.clone(),
+        );
+        r.register(
+            "http_bytes_out",
+            "Bytes served over HTTP",
+            m.http_bytes_out.clone(),
+        );
+        r.register("streams", "Streams known to the hub", m.streams.clone());
+        r.register("viewers", "Current viewers", m.viewers.clone());
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Sets the current viewer count for a protocol.
+    pub fn set_viewers(&self, protocol: &'static str, n: usize) {
+        self.viewers
+            .get_or_create(&ProtocolLabel { protocol })
+            .set(n as i64);
+    }
+
+    /// Adds HTTP egress bytes for a protocol.
+    pub fn add_http_bytes(&self, protocol: &'static str, n: usize) {
+        self.http_bytes_out
+            .get_or_create(&ProtocolLabel { protocol })
+            .inc_by(n as u64);
+    }
+
+    /// Renders every metric in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

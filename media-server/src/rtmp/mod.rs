@@ -1,0 +1,65 @@
+//! RTMP listener: one task per connection, ingest and play.
+
+mod amf_depth;
+mod guard;
+mod session;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RtmpLimits;
+use crate::hook::PublishHook;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+pub use guard::{ChunkGuard, GuardError};
+
+/// What every RTMP connection shares.
+#[derive(Clone)]
+pub struct Context {
+    /// The stream hub.
+    pub hub: Hub,
+    /// Protocol limits.
+    pub limits: RtmpLimits,
+    /// Optional publish authorization hook.
+    pub hook: Option<PublishHook>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Time without media after which a publisher is dropped.
+    pub publisher_timeout: std::time::Duration,
+}
+
+/// Accepts RTMP connections until `shutdown` fires.
+pub async fn serve(listener: TcpListener, ctx: Context, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("rtmp accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        ctx.metrics.rtmp_connections.inc();
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                r = session::run(socket, peer, ctx.clone()) => {
+                    if let Err(e) = r {
+                        ctx.metrics.rtmp_errors.inc();
+                        tracing::info!(%peer, "rtmp connection closed: {e}");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,136 @@
+//! Starting and stopping the origin as a library.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hls::{self, HlsStore};
+use crate::hook::PublishHook;
+use crate::http::{self, AppState};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::rtmp;
+
+/// The origin server.
+pub struct Server;
+
+/// A started origin: its bound addresses and a way to stop it.
+pub struct Running {
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    hub: Hub,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds both listeners and starts serving.
+    pub async fn bind(config: Config) -> anyhow::Result<Running> {
+        let rtmp_listener = TcpListener::bind(config.rtmp)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding RTMP on {}: {e}", config.rtmp))?;
+        let http_listener = TcpListener::bind(config.http)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding HTTP on {}: {e}", config.http))?;
+        let rtmp_addr = rtmp_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(config.hub.clone(), config.on_conflict);
+        let store = HlsStore::default();
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        if config.hls.enabled {
+            tasks.push(tokio::spawn(hls::run(
+                hub.clone(),
+                store.clone(),
+                config.hls.clone(),
+                metrics.clone(),
+            )));
+        }
+
+        let ctx = rtmp::Context {
+            hub: hub.clone(),
+            limits: config.rtmp_limits.clone(),
+            hook: config.on_publish.clone().map(PublishHook::new),
+            metrics: metrics.clone(),
+            publisher_timeout: config.hub.publisher_timeout(),
+        };
+        tasks.push(tokio::spawn(rtmp::serve(
+            rtmp_listener,
+            ctx,
+            shutdown.clone(),
+        )));
+
+        let app = http::router(AppState {
+            hub: hub.clone(),
+            hls: store,
+            hls_config: config.hls.clone(),
+            metrics,
+        });
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("http server failed: {e}");
+            }
+        }));
+
+        let sweeper = hub.clone();
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => sweeper.sweep(),
+                }
+            }
+        }));
+
+        tracing::info!(%rtmp_addr, %http_addr, "origin listening");
+        Ok(Running {
+            rtmp_addr,
+            http_addr,
+            hub,
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+impl Running {
+    /// The bound RTMP address.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The stream hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Stops accepting, closes connections and waits for the server tasks.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            if !task.is_finished() {
+                task.abort();
+            }
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `livepulse demo`: the stack in one process, publishing the built-in sample in a loop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+use push_client::{FlvLoop, RtmpUrl};
+use tokio_util::sync::CancellationToken;
+
+/// Options of `livepulse demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// RTMP port of the origin.
+    #[arg(long, default_value_t = 1935)]
+    rtmp_port: u16,
+    /// HTTP port of the origin.
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let config = media_server::Config {
+        rtmp: SocketAddr::new(args.host, args.rtmp_port),
+        http: SocketAddr::new(args.host, args.http_port),
+        ..media_server::Config::default()
+    };
+    let origin = media_server::Server::bind(config).await?;
+    let rtmp = format!("rtmp://{}/live/demo", origin.rtmp_addr());
+    let http = origin.http_addr();
+    let stop = CancellationToken::new();
+    let pusher = tokio::spawn(push_loop(RtmpUrl::parse(&rtmp)?, stop.clone()));
+
+    println!();
+    println!("livepulse demo is running; the built-in sample is being published to {rtmp}");
+    println!();
+    println!("  HLS        ffplay http://{http}/live/demo.m3u8");
+    println!("  HTTP-FLV   ffplay http://{http}/live/demo.flv");
+    println!("  RTMP       ffplay {rtmp}");
+    println!("  Streams    curl http://{http}/api/v1/streams");
+    println!("  Metrics    curl http://{http}/metrics");
+    println!();
+    println!(
+        "Publish your own: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{}/live/<name>",
+        origin.rtmp_addr()
+    );
+    println!("Press Ctrl-C to stop.");
+
+    tokio::signal::ctrl_c().await?;
+    stop.cancel();
+    let _ = pusher.await;
+    origin.shutdown().await;
+    Ok(())
+}
+
+async fn push_loop(url: RtmpUrl, stop: CancellationToken) {
+    let mut source = match FlvLoop::sample() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("built-in sample unreadable: {e}");
+            return;
+        }
+    };
+    while !stop.is_cancelled() {
+        if let Err(e) = push_client::publish(&url, &mut source, &stop).await {
+            tracing::warn!("demo publisher: {e}; retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
