@@ -57,7 +57,8 @@ impl Demuxer {
     }
 
     /// Feeds bytes and returns the PES packets completed so far. Unaligned input is buffered
-    /// and garbage is skipped by resyncing on 0x47. On error the bad unit is dropped, packets
+    /// and garbage is skipped by resyncing on a 0x47 that is followed by another one 188 bytes
+    /// later (or by the end of the data). On error the bad unit is dropped, packets
     /// already completed are kept for the next call, and demuxing can continue.
     pub fn push(&mut self, data: &[u8]) -> Result<Vec<Packet>, TsError> {
         self.pending.extend_from_slice(data);
@@ -76,6 +77,11 @@ impl Demuxer {
             let Some(packet) = self.pending.get(pos..pos + PACKET_SIZE) else {
                 break;
             };
+            let next = self.pending.get(pos + PACKET_SIZE);
+            if next.is_some_and(|&b| b != SYNC_BYTE) {
+                pos += 1;
+                continue;
+            }
             let packet: [u8; PACKET_SIZE] = match packet.try_into() {
                 Ok(p) => p,
                 Err(_) => break,
@@ -94,8 +100,9 @@ impl Demuxer {
             if assembly.active {
                 assembly.active = false;
                 let pes = std::mem::take(&mut assembly.buf);
-                let random_access = assembly.random_access;
-                self.emit(kind, 0, &pes, random_access).ok();
+                let (pid, random_access) =
+                    (assembly.pid.unwrap_or_default(), assembly.random_access);
+                self.emit(kind, pid, &pes, random_access).ok();
             }
         }
         std::mem::take(&mut self.ready)
@@ -184,9 +191,10 @@ impl Demuxer {
         let assembly = self.assembly(&kind);
         let mut finished = None;
         if pusi {
-            if assembly.active {
+            if assembly.active && !broken {
                 finished = Some((std::mem::take(&mut assembly.buf), assembly.random_access));
             }
+            assembly.buf.clear();
             assembly.active = true;
             assembly.random_access = random_access;
         } else if broken {
@@ -235,5 +243,132 @@ fn section_error(e: SectionError, pid: u16) -> TsError {
     match e {
         SectionError::Crc => TsError::Crc(pid),
         SectionError::Malformed => TsError::BadSection(pid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::{Muxer, PID_VIDEO};
+
+    struct Frame {
+        dts: u64,
+        pts: u64,
+        keyframe: bool,
+        data: Vec<u8>,
+    }
+
+    fn video_frames() -> Vec<Frame> {
+        // I P B B pattern: decode order with PTS reordered ahead of DTS.
+        let offsets = [2u64, 5, 3, 4, 8, 6, 7];
+        offsets
+            .iter()
+            .enumerate()
+            .map(|(i, &pts_frames)| Frame {
+                dts: 90_000 + i as u64 * 3000,
+                pts: 90_000 + pts_frames * 3000,
+                keyframe: i == 0,
+                data: [
+                    0,
+                    0,
+                    0,
+                    1,
+                    0x09,
+                    0xF0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    if i == 0 { 0x65 } else { 0x41 },
+                ]
+                .into_iter()
+                .chain((0..(i * 150 + 10)).map(|b| (b % 250 + 1) as u8))
+                .collect(),
+            })
+            .collect()
+    }
+
+    fn mux(frames: &[Frame]) -> Vec<u8> {
+        let mut muxer = Muxer::new(true, true);
+        let mut out = Vec::new();
+        muxer.write_tables(&mut out);
+        for (i, f) in frames.iter().enumerate() {
+            muxer.write_video(&mut out, f.dts, f.pts, f.keyframe, &f.data);
+            muxer.write_audio(
+                &mut out,
+                f.dts + 100,
+                &[0xFF, 0xF1, 0x50, 0x80, 0x01, 0x3F, 0xFC, i as u8, 2],
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn mux_demux_round_trip_in_odd_chunks() {
+        let frames = video_frames();
+        let ts = mux(&frames);
+        let mut demuxer = Demuxer::new();
+        let mut packets = Vec::new();
+        for chunk in ts.chunks(100) {
+            packets.extend(demuxer.push(chunk).unwrap());
+        }
+        packets.extend(demuxer.flush());
+        let video: Vec<&Packet> = packets
+            .iter()
+            .filter(|p| p.kind == StreamKind::Video)
+            .collect();
+        let audio: Vec<&Packet> = packets
+            .iter()
+            .filter(|p| p.kind == StreamKind::Audio)
+            .collect();
+        assert_eq!(video.len(), frames.len());
+        assert_eq!(audio.len(), frames.len());
+        for (packet, frame) in video.iter().zip(&frames) {
+            assert_eq!((packet.dts, packet.pts), (frame.dts, frame.pts));
+            assert_eq!(packet.data, frame.data);
+            assert_eq!(packet.random_access, frame.keyframe);
+        }
+        assert!(video.iter().any(|p| p.pts != p.dts));
+        assert_eq!(
+            (audio[3].pts, audio[3].dts),
+            (frames[3].dts + 100, frames[3].dts + 100)
+        );
+        assert_eq!(audio[3].data[7], 3);
+        assert_eq!(demuxer.continuity_errors(), 0);
+    }
+
+    #[test]
+    fn garbage_is_skipped_and_lost_packets_counted() {
+        let frames = video_frames();
+        let ts = mux(&frames);
+        let lost = ts
+            .chunks(PACKET_SIZE)
+            .position(|p| {
+                (u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])) == PID_VIDEO && p[1] & 0x40 == 0
+            })
+            .unwrap();
+        let mut damaged = vec![1, 2, SYNC_BYTE, 3];
+        for (i, packet) in ts.chunks(PACKET_SIZE).enumerate() {
+            if i != lost {
+                damaged.extend_from_slice(packet);
+            }
+        }
+        let mut demuxer = Demuxer::new();
+        let mut packets = demuxer.push(&damaged).unwrap();
+        packets.extend(demuxer.flush());
+        assert_eq!(demuxer.continuity_errors(), 1);
+        let video = packets
+            .iter()
+            .filter(|p| p.kind == StreamKind::Video)
+            .count();
+        assert_eq!(video, frames.len() - 1);
+    }
+
+    #[test]
+    fn bad_pat_crc_is_an_error() {
+        let mut ts = mux(&video_frames());
+        ts[10] ^= 0xFF;
+        let mut demuxer = Demuxer::new();
+        assert_eq!(demuxer.push(&ts).map(|p| p.len()), Err(TsError::Crc(0)));
     }
 }

@@ -135,3 +135,126 @@ fn starts_with_aud(annexb: &[u8]) -> bool {
     rest.and_then(|r| r.first())
         .is_some_and(|b| b & 0x1F == NAL_AUD)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::{crc32_mpeg2, PACKET_SIZE, SYNC_BYTE};
+
+    fn packets(data: &[u8]) -> Vec<&[u8]> {
+        assert_eq!(data.len() % PACKET_SIZE, 0);
+        let packets: Vec<&[u8]> = data.chunks(PACKET_SIZE).collect();
+        assert!(packets.iter().all(|p| p[0] == SYNC_BYTE));
+        packets
+    }
+
+    fn pid(p: &[u8]) -> u16 {
+        (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2])
+    }
+
+    #[test]
+    fn pat_and_pmt_bytes() {
+        let mut out = Vec::new();
+        Muxer::new(true, true).write_tables(&mut out);
+        let p = packets(&out);
+        assert_eq!(p.len(), 2);
+        let pat = [
+            0x47, 0x40, 0x00, 0x10, 0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00,
+            0x01, 0xF0, 0x00, 0x2A, 0xB1, 0x04, 0xB2,
+        ];
+        assert_eq!(&p[0][..pat.len()], &pat);
+        assert!(p[0][pat.len()..].iter().all(|&b| b == 0xFF));
+        let pmt_len = 3 + 0x17;
+        assert_eq!(
+            &p[1][..5 + pmt_len - 4],
+            &[
+                0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1,
+                0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00,
+            ][..]
+        );
+        assert_eq!(crc32_mpeg2(&p[1][5..5 + pmt_len]), 0);
+    }
+
+    #[test]
+    fn continuity_counters_wrap_mod_16() {
+        let mut muxer = Muxer::new(true, false);
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            muxer.write_tables(&mut out);
+            muxer.write_video(&mut out, 0, 0, false, &[0, 0, 0, 1, 0x41, 1]);
+        }
+        for target in [PID_PAT, PID_PMT, PID_VIDEO] {
+            let ccs: Vec<u8> = packets(&out)
+                .into_iter()
+                .filter(|p| pid(p) == target)
+                .map(|p| p[3] & 0x0F)
+                .collect();
+            let expected: Vec<u8> = (0..20).map(|i| i % 16).collect();
+            assert_eq!(ccs, expected, "pid {target:#x}");
+        }
+    }
+
+    #[test]
+    fn keyframe_has_random_access_pcr_and_stuffed_last_packet() {
+        let frame: Vec<u8> = [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65]
+            .into_iter()
+            .chain((0..400).map(|i| (i % 200 + 1) as u8))
+            .collect();
+        let mut out = Vec::new();
+        Muxer::new(true, true).write_video(
+            &mut out,
+            90_000 + 63_000,
+            96_000 + 63_000,
+            true,
+            &frame,
+        );
+        let p = packets(&out);
+        assert_eq!(p.len(), 3);
+        let first = p[0];
+        assert_eq!(first[1] & 0x40, 0x40, "PUSI");
+        assert_eq!(first[3] & 0x30, 0x30, "adaptation + payload");
+        assert_eq!(&first[4..6], &[7, 0x50], "length 7, random access + PCR");
+        assert_eq!(
+            &first[6..12],
+            &[0x00, 0x00, 0xAF, 0xC8, 0x7E, 0x00],
+            "PCR base 90000"
+        );
+        assert_eq!(&first[12..16], &[0, 0, 1, 0xE0]);
+        assert_eq!(
+            &first[12 + 19..12 + 25],
+            &frame[..6],
+            "AUD already present, not repeated"
+        );
+        let middle = p[1];
+        assert_eq!(middle[3] & 0x30, 0x10, "payload only");
+        let last = p[2];
+        assert_eq!(last[3] & 0x30, 0x30);
+        let af_len = usize::from(last[4]);
+        assert_eq!(last[5], 0, "no flags");
+        assert!(last[6..5 + af_len].iter().all(|&b| b == 0xFF));
+        assert!(last.ends_with(&frame[frame.len() - (PACKET_SIZE - 5 - af_len)..]));
+    }
+
+    #[test]
+    fn aud_is_prepended_only_when_missing() {
+        let mut with_aud = Vec::new();
+        Muxer::new(true, false).write_video(
+            &mut with_aud,
+            0,
+            0,
+            false,
+            &[0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x41],
+        );
+        let mut without = Vec::new();
+        Muxer::new(true, false).write_video(&mut without, 0, 0, false, &[0, 0, 1, 0x41]);
+        let payload = |p: &[u8]| {
+            let start = 5 + usize::from(p[4]);
+            p[start + 14..].to_vec()
+        };
+        assert_eq!(payload(&with_aud), vec![0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x41]);
+        assert_eq!(
+            payload(&without),
+            vec![0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x41]
+        );
+    }
+}

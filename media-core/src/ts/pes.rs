@@ -70,7 +70,8 @@ pub(crate) fn declared_len(pes: &[u8]) -> Option<usize> {
     (len > 0).then_some(6 + len)
 }
 
-/// Parses a complete PES packet; `None` when malformed or without a PTS.
+/// Parses a complete PES packet; `None` when malformed, shorter than its declared length, or
+/// without a PTS.
 pub(crate) fn parse(pes: &[u8]) -> Option<Parsed<'_>> {
     let h = pes.get(..9)?;
     if h[..3] != [0, 0, 1] {
@@ -78,7 +79,7 @@ pub(crate) fn parse(pes: &[u8]) -> Option<Parsed<'_>> {
     }
     let flags = h[7] >> 6;
     let header_end = 9 + usize::from(h[8]);
-    let end = declared_len(pes).unwrap_or(pes.len()).min(pes.len());
+    let end = declared_len(pes).unwrap_or(pes.len());
     let payload = pes.get(header_end..end)?;
     let pts = if flags & 0x2 != 0 {
         read_timestamp(pes.get(9..)?)?
