@@ -120,3 +120,67 @@ impl Playlist {
         String::from_utf8_lossy(&out).into_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> MediaPlaylist {
+        m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn window_slides_and_sequences_advance() {
+        let mut playlist = Playlist::new(3, 2);
+        for seq in 0..5 {
+            playlist.push(seq, 2.002, format!("{seq}.ts"), seq == 1 || seq == 3);
+        }
+        assert_eq!(
+            playlist.segments(),
+            vec![(2, 2.002), (3, 2.002), (4, 2.002)]
+        );
+        assert_eq!(playlist.media_sequence(), 2);
+        assert_eq!(playlist.discontinuity_sequence(), 1);
+        let parsed = parse(&playlist.render());
+        assert_eq!(parsed.version, Some(3));
+        assert_eq!(parsed.media_sequence, 2);
+        assert_eq!(parsed.discontinuity_sequence, 1);
+        assert_eq!(parsed.target_duration, 2);
+        assert!(!parsed.end_list);
+        let uris: Vec<&str> = parsed.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, vec!["2.ts", "3.ts", "4.ts"]);
+        assert_eq!(
+            parsed
+                .segments
+                .iter()
+                .map(|s| s.discontinuity)
+                .collect::<Vec<_>>(),
+            vec![false, true, false]
+        );
+        assert!(playlist.render().contains("#EXTINF:2.002,\n2.ts\n"));
+    }
+
+    #[test]
+    fn target_duration_never_decreases() {
+        let mut playlist = Playlist::new(2, 2);
+        assert_eq!(playlist.target_duration(), 2);
+        playlist.push(0, 2.4, "0.ts".into(), false);
+        assert_eq!(playlist.target_duration(), 2);
+        playlist.push(1, 4.6, "1.ts".into(), false);
+        assert_eq!(playlist.target_duration(), 5);
+        playlist.push(2, 2.0, "2.ts".into(), false);
+        playlist.push(3, 2.0, "3.ts".into(), false);
+        assert_eq!(playlist.target_duration(), 5);
+        assert_eq!(parse(&playlist.render()).target_duration, 5);
+    }
+
+    #[test]
+    fn ended_playlist_has_endlist() {
+        let mut playlist = Playlist::new(5, 2);
+        playlist.push(0, 1.5, "0.ts".into(), false);
+        assert!(!playlist.render().contains("#EXT-X-ENDLIST"));
+        playlist.set_ended(true);
+        assert!(playlist.render().ends_with("#EXT-X-ENDLIST\n"));
+        assert!(parse(&playlist.render()).end_list);
+    }
+}

@@ -271,3 +271,204 @@ fn write_audio(muxer: &mut Muxer, batch: &mut AudioBatch, out: &mut Vec<u8>) {
 fn to_90k(ms: u64) -> u64 {
     ms.wrapping_mul(90).wrapping_add(TS_OFFSET_90K)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avc::NAL_IDR;
+    use crate::flv::{self, Tag, VideoPacket};
+    use crate::ts::{Demuxer, StreamKind, PACKET_SIZE, PID_PAT, PID_PMT, PID_VIDEO};
+
+    fn sample_tags() -> Vec<Tag> {
+        flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap()
+    }
+
+    /// Feeds the sample `laps` times with continuous timestamps and flushes.
+    fn segment_sample(laps: u64) -> Vec<Segment> {
+        let tags = sample_tags();
+        let lap_ms = tags.iter().map(|t| u64::from(t.timestamp)).max().unwrap() + 33;
+        let mut segmenter = Segmenter::new(SegmenterConfig::default());
+        let mut segments = Vec::new();
+        for lap in 0..laps {
+            for tag in &tags {
+                let ts = u64::from(tag.timestamp) + lap * lap_ms;
+                let finished = match tag.tag_type {
+                    flv::TAG_VIDEO => {
+                        let info = flv::parse_video(&tag.data).unwrap();
+                        let body = &tag.data[flv::VIDEO_HEADER_LEN..];
+                        match info.packet {
+                            VideoPacket::SequenceHeader => {
+                                segmenter.set_avc_config(AvcConfig::parse(body).unwrap());
+                                None
+                            }
+                            VideoPacket::Nalu => segmenter
+                                .push_video(ts, info.composition_time, info.keyframe, body)
+                                .unwrap(),
+                            VideoPacket::EndOfSequence => None,
+                        }
+                    }
+                    flv::TAG_AUDIO => {
+                        let info = flv::parse_audio(&tag.data).unwrap();
+                        let body = &tag.data[flv::AUDIO_HEADER_LEN..];
+                        if info.sequence_header {
+                            segmenter.set_aac_config(AudioSpecificConfig::parse(body).unwrap());
+                            None
+                        } else {
+                            segmenter.push_audio(ts, body).unwrap()
+                        }
+                    }
+                    _ => None,
+                };
+                segments.extend(finished);
+            }
+        }
+        segments.extend(segmenter.flush());
+        segments
+    }
+
+    fn pid(packet: &[u8]) -> u16 {
+        (u16::from(packet[1] & 0x1F) << 8) | u16::from(packet[2])
+    }
+
+    #[test]
+    fn sample_looped_three_times() {
+        let segments = segment_sample(3);
+        assert_eq!(segments.len(), 15);
+        let mut all = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            assert_eq!(segment.index, i as u64);
+            assert!(segment.keyframe_start);
+            assert!(
+                (1.9..=2.2).contains(&segment.duration),
+                "{}",
+                segment.duration
+            );
+            let data = &segment.data;
+            assert_eq!(data.len() % PACKET_SIZE, 0);
+            assert_eq!(pid(&data[..]), PID_PAT);
+            assert_eq!(pid(&data[PACKET_SIZE..]), PID_PMT);
+            let first_es = &data[2 * PACKET_SIZE..];
+            assert_eq!(pid(first_es), PID_VIDEO);
+            assert_eq!(first_es[5] & 0x40, 0x40, "random access");
+
+            let mut demuxer = Demuxer::new();
+            let mut packets = demuxer.push(data).unwrap();
+            packets.extend(demuxer.flush());
+            let first = &packets[0];
+            assert_eq!(first.kind, StreamKind::Video);
+            let nal_types: Vec<u8> = crate::avc::annexb_nalus(&first.data)
+                .iter()
+                .map(|n| nal_type(n))
+                .collect();
+            assert_eq!(&nal_types[..3], &[NAL_AUD, 7, 8]);
+            assert!(nal_types.contains(&NAL_IDR));
+            assert_eq!(first.dts, segment.start_dts_ms * 90 + TS_OFFSET_90K);
+            all.extend_from_slice(data);
+        }
+        for pair in segments.windows(2) {
+            let expected = (pair[1].start_dts_ms - pair[0].start_dts_ms) as f64 / 1000.0;
+            assert_eq!(pair[0].duration, expected);
+        }
+
+        let mut demuxer = Demuxer::new();
+        let mut packets = demuxer.push(&all).unwrap();
+        packets.extend(demuxer.flush());
+        assert_eq!(demuxer.continuity_errors(), 0);
+        for kind in [StreamKind::Video, StreamKind::Audio] {
+            let dts: Vec<u64> = packets
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.dts)
+                .collect();
+            assert!(dts.len() > 100);
+            assert!(
+                dts.windows(2).all(|w| w[0] < w[1]),
+                "{kind:?} DTS not monotonic"
+            );
+        }
+        let video = packets.iter().filter(|p| p.kind == StreamKind::Video);
+        assert!(video
+            .clone()
+            .all(|p| p.pts >= p.dts && p.dts >= TS_OFFSET_90K));
+        assert!(
+            video.clone().any(|p| p.pts > p.dts),
+            "B-frames keep their offsets"
+        );
+    }
+
+    #[test]
+    fn frames_before_first_keyframe_and_configs_are_required() {
+        let mut segmenter = Segmenter::new(SegmenterConfig::default());
+        assert_eq!(
+            segmenter.push_video(0, 0, true, &[]).unwrap_err(),
+            HlsError::NoAvcConfig
+        );
+        assert_eq!(
+            segmenter.push_audio(0, &[1]).unwrap_err(),
+            HlsError::NoAacConfig
+        );
+        segmenter.set_avc_config(AvcConfig {
+            profile: 66,
+            compatibility: 0,
+            level: 30,
+            nalu_length_size: 4,
+            sps: vec![],
+            pps: vec![],
+        });
+        segmenter.set_aac_config(AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap());
+        assert!(segmenter.push_audio(0, &[1, 2]).unwrap().is_none());
+        assert!(segmenter
+            .push_video(0, 0, false, &[0, 0, 0, 1, 0x41])
+            .unwrap()
+            .is_none());
+        assert!(
+            segmenter.flush().is_none(),
+            "nothing before the first keyframe"
+        );
+        assert!(matches!(
+            segmenter.push_video(0, 0, true, &[0, 0, 0, 9, 0x65]),
+            Err(HlsError::Avc(_))
+        ));
+        assert!(segmenter
+            .push_video(40, 0, true, &[0, 0, 0, 1, 0x65])
+            .unwrap()
+            .is_none());
+        assert!(segmenter
+            .push_video(80, 0, false, &[0, 0, 0, 1, 0x41])
+            .unwrap()
+            .is_none());
+        let segment = segmenter.flush().unwrap();
+        assert_eq!(
+            (segment.index, segment.start_dts_ms, segment.duration),
+            (0, 40, 0.08)
+        );
+    }
+
+    #[test]
+    fn audio_only_cuts_by_time() {
+        let mut segmenter = Segmenter::new(SegmenterConfig {
+            target_duration: Duration::from_secs(2),
+            max_segment_duration: Duration::from_secs(1),
+        });
+        segmenter.set_aac_config(AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap());
+        let segments: Vec<Segment> = (0..100u64)
+            .filter_map(|i| {
+                segmenter
+                    .push_audio(i * 1024 * 1000 / 44100, &[0x21, 0x10])
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(segments.len(), 2);
+        assert!(segments.iter().all(|s| (1.0..1.05).contains(&s.duration)));
+        let mut demuxer = Demuxer::new();
+        let packets = demuxer.push(&segments[0].data).unwrap();
+        assert!(packets
+            .iter()
+            .all(|p| p.kind == StreamKind::Audio && p.random_access));
+        let frames: usize = packets
+            .iter()
+            .map(|p| crate::aac::parse_adts(&p.data).unwrap().len())
+            .sum();
+        assert_eq!(frames, 44);
+    }
+}
