@@ -3,6 +3,8 @@
 //! Everything here works on byte slices and returns values or errors; nothing touches
 //! sockets, files or clocks, so every parser can be unit-tested and fuzzed byte for byte.
 
+#![warn(missing_docs)]
+
 pub mod aac;
 pub mod avc;
 mod bits;

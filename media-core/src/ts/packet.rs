@@ -55,7 +55,6 @@ pub(crate) fn write_unit(
         let remaining = header.len() + body.len();
         let n = remaining.min(capacity);
         let af_total = PACKET_SIZE - HEADER_LEN - n;
-        let start = out.len();
         out.push(SYNC_BYTE);
         out.push((u8::from(pusi) << 6) | ((pid >> 8) as u8 & 0x1F));
         out.push(pid as u8);
@@ -69,7 +68,6 @@ pub(crate) fn write_unit(
         let from_body = n - from_header;
         out.extend_from_slice(&body[..from_body]);
         body = &body[from_body..];
-        debug_assert_eq!(out.len() - start, PACKET_SIZE);
         pusi = false;
         if header.is_empty() && body.is_empty() {
             break;
