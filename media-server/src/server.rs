@@ -16,6 +16,9 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::rtmp;
 
+/// How long shutdown waits for connections to finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// The origin server.
 pub struct Server;
 
@@ -123,14 +126,17 @@ impl Running {
         &self.hub
     }
 
-    /// Stops accepting, closes connections and waits for the server tasks.
+    /// Stops accepting, ends every stream and viewer, and waits for the server tasks.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        for task in self.tasks {
-            if !task.is_finished() {
+        self.hub.close_all();
+        for mut task in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
-            let _ = task.await;
         }
     }
 }

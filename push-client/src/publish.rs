@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rml_amf0::Amf0Value;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
@@ -84,6 +85,10 @@ impl Conn {
                         ClientSessionEvent::UnhandleableOnStatusCode { code } => {
                             anyhow::bail!("server answered {code}")
                         }
+                        ClientSessionEvent::UnknownTransactionResultReceived {
+                            additional_values,
+                            ..
+                        } => anyhow::bail!("server refused: {}", status_text(&additional_values)),
                         e if done(&e) => return Ok(()),
                         _ => {}
                     }
@@ -109,6 +114,18 @@ impl Conn {
         self.send(vec![result]).await?;
         Ok(())
     }
+}
+
+/// `code: description` from an RTMP status object.
+fn status_text(values: &[Amf0Value]) -> String {
+    let Some(Amf0Value::Object(props)) = values.first() else {
+        return "no reason given".to_string();
+    };
+    let field = |k: &str| match props.get(k) {
+        Some(Amf0Value::Utf8String(s)) => s.as_str(),
+        _ => "",
+    };
+    format!("{}: {}", field("code"), field("description"))
 }
 
 async fn handshake(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {

@@ -1,1 +1,209 @@
-//! End-to-end tests live in `tests/`.
+//! Helpers shared by the end-to-end tests: external tools, origin startup, HTTP fetches.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use push_client::{FlvLoop, RtmpUrl};
+use tokio_util::sync::CancellationToken;
+
+/// True if `bin` runs. Outside CI a missing tool skips the test with a printed reason;
+/// with `CI=true` it is a failure.
+pub fn require(bin: &str) -> bool {
+    let found = Command::new(bin)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{bin} is required when CI=true but was not found on PATH");
+        }
+        eprintln!("skipping: {bin} not found on PATH (install it to run this test)");
+    }
+    found
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the ffmpeg CLI publishing a `testsrc2` + `sine` H.264/AAC stream in real time.
+pub fn ffmpeg_publish(url: &str, size: &str, gop: u32) -> ChildGuard {
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-g", &gop.to_string(), "-keyint_min"])
+        .arg(gop.to_string())
+        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg starts");
+    ChildGuard(child)
+}
+
+/// Runs `ffmpeg -i url -t secs -f null -` and returns its error lines (empty on a clean decode).
+/// The encoder time base follows the input's so the null muxer's frame-rate rounding of
+/// millisecond timestamps is not mistaken for a decode error.
+pub fn ffmpeg_decode_errors(url: &str, secs: u32) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            url,
+        ])
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-enc_time_base",
+            "-1",
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg runs");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() {
+        lines.push(format!("ffmpeg exited with {}", out.status));
+    }
+    lines
+}
+
+/// `ffprobe -show_streams` as JSON.
+pub fn ffprobe_streams(url: &str) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-show_streams",
+            "-of",
+            "json",
+            url,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON")
+}
+
+/// Codec names, widths and heights of an ffprobe result, video first.
+pub fn codecs(probe: &serde_json::Value) -> Vec<(String, Option<u64>, Option<u64>)> {
+    probe["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .map(|s| {
+                    (
+                        s["codec_name"].as_str().unwrap_or_default().to_string(),
+                        s["width"].as_u64(),
+                        s["height"].as_u64(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An origin on ephemeral loopback ports with short HLS segments.
+pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> media_server::Running {
+    let mut config = media_server::Config::ephemeral();
+    config.hls.target_duration_secs = 1.0;
+    tweak(&mut config);
+    media_server::Server::bind(config)
+        .await
+        .expect("origin starts")
+}
+
+/// Publishes the built-in sample to `url` until the returned token is cancelled.
+pub fn push_sample(
+    url: &str,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let stop = CancellationToken::new();
+    let url = RtmpUrl::parse(url).expect("valid url");
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut source = FlvLoop::sample()?;
+        push_client::publish(&url, &mut source, &token).await?;
+        Ok(())
+    });
+    (stop, task)
+}
+
+/// GETs a URL, returning status and body.
+pub async fn get(url: &str) -> (u16, bytes::Bytes) {
+    let r = reqwest::get(url).await.expect("request sent");
+    let status = r.status().as_u16();
+    (status, r.bytes().await.unwrap_or_default())
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// The segment URIs listed in a media playlist, resolved against `base` (`http://host/app/`).
+pub fn segment_uris(playlist: &str, base: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| format!("{base}{l}"))
+        .collect()
+}

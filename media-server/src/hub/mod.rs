@@ -222,6 +222,14 @@ impl Hub {
         out
     }
 
+    /// Removes every stream, disconnecting publishers and ending viewers.
+    pub fn close_all(&self) {
+        let streams: Vec<Arc<Stream>> = self.inner.streams.lock().drain().map(|(_, s)| s).collect();
+        for s in streams {
+            s.close();
+        }
+    }
+
     /// Evicts publishers silent past the timeout and removes streams idle past the linger
     /// time, closing their viewers. Run periodically.
     pub fn sweep(&self) {

@@ -61,6 +61,7 @@ struct Conn {
     publisher: Option<Publisher>,
     play: Option<Play>,
     out: Vec<u8>,
+    refused: bool,
 }
 
 /// Runs a connection to completion. `Ok` means the peer left normally.
@@ -84,6 +85,7 @@ pub async fn run(
         publisher: None,
         play: None,
         out: Vec::new(),
+        refused: false,
     };
     conn.handle_results(results).await?;
     if !leftover.is_empty() {
@@ -173,6 +175,9 @@ impl Conn {
                 }
             }
             self.flush().await?;
+            if self.refused {
+                return Ok(());
+            }
         }
     }
 
@@ -287,6 +292,7 @@ impl Conn {
     ) -> Result<Vec<ServerSessionResult>, SessionError> {
         let (name, query) = stream_key.split_once('?').unwrap_or((stream_key, ""));
         let key = format!("{app}/{name}");
+        self.refused = true;
         let refuse = |session: &mut ServerSession, reason: &str| {
             session
                 .reject_request(request_id, "NetStream.Publish.BadName", reason)
@@ -305,6 +311,7 @@ impl Conn {
         }
         match self.ctx.hub.publish(&key) {
             Ok(p) => {
+                self.refused = false;
                 tracing::info!(peer = %self.peer, stream = key, "publish started");
                 self.ctx.metrics.publish_accepted.inc();
                 self.publisher = Some(p);
@@ -333,6 +340,7 @@ impl Conn {
             |e: rml_rtmp::sessions::ServerSessionError| SessionError::Protocol(e.to_string());
         let Some(sub) = self.ctx.hub.subscribe(&key, Protocol::Rtmp) else {
             tracing::info!(peer = %self.peer, stream = key, "play refused: no such stream");
+            self.refused = true;
             return self
                 .session
                 .reject_request(
