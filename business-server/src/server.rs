@@ -1,0 +1,150 @@
+//! Binding, shared state and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::TokenSigner;
+use crate::config::Config;
+use crate::limit::{IpLimiter, UserRates};
+use crate::metrics::Metrics;
+use crate::room::{RoomHub, Timing};
+use crate::store::{self, Store};
+
+/// How long idle per-user rate buckets are kept.
+const RATE_IDLE: Duration = Duration::from_secs(60);
+/// How long shutdown waits for members and the HTTP server.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix time in seconds.
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// Everything request handlers share.
+pub struct AppState {
+    /// Settings.
+    pub config: Config,
+    /// Local rooms.
+    pub hub: Arc<RoomHub>,
+    /// Shared state backend.
+    pub store: Arc<dyn Store>,
+    /// Token signer.
+    pub signer: TokenSigner,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Chat rate per user.
+    pub chat_rates: UserRates,
+    /// Connections per IP.
+    pub ips: Arc<IpLimiter>,
+    /// Room task timing.
+    pub timing: Timing,
+}
+
+/// Entry point: `Server::bind(config).await` starts a server.
+pub struct Server;
+
+/// A started server.
+pub struct Running {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: oneshot::Sender<()>,
+    serve: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `config.listen`, opens the store and starts serving HTTP and WebSocket.
+    pub async fn bind(config: Config) -> anyhow::Result<Running> {
+        config.validate()?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(RoomHub::new(config.send_queue, metrics.clone()));
+        let store = store::open(&config, hub.clone()).await?;
+        let state = Arc::new(AppState {
+            signer: TokenSigner::new(config.token_secret.as_bytes()),
+            chat_rates: UserRates::new(config.chat_per_sec, config.chat_burst),
+            ips: IpLimiter::new(config.max_conns_per_ip),
+            timing: Timing {
+                batch: Duration::from_millis(config.batch_ms),
+                stats: Duration::from_millis(config.stats_interval_ms),
+                max_lag: config.max_lag_batches.max(1),
+            },
+            config,
+            hub,
+            store,
+            metrics,
+        });
+        let sweeper = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let mut tick = tokio::time::interval(RATE_IDLE);
+                loop {
+                    tick.tick().await;
+                    state.chat_rates.sweep(RATE_IDLE, Instant::now());
+                }
+            }
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app =
+            crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, backend = state.store.backend(), "business server listening");
+        Ok(Running {
+            addr,
+            state,
+            stop,
+            serve,
+            sweeper,
+        })
+    }
+}
+
+impl Running {
+    /// Address serving HTTP and WebSocket.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Store backend in use (`memory` or `redis`).
+    pub fn backend(&self) -> &'static str {
+        self.state.store.backend()
+    }
+
+    /// Disconnects every member (close 1001), stops accepting, and waits briefly for both.
+    pub async fn shutdown(self) {
+        self.state.hub.close_all();
+        let _ = self.stop.send(());
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.state.metrics.connections.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut serve = self.serve;
+        if tokio::time::timeout_at(deadline.into(), &mut serve)
+            .await
+            .is_err()
+        {
+            serve.abort();
+        }
+        self.sweeper.abort();
+        self.state.store.close();
+    }
+}

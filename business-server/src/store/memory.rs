@@ -1,0 +1,127 @@
+//! In-process store: events go straight to the local sink; nothing to install.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use super::{EventSink, Store, StoreError};
+use crate::gift::{top, Rank};
+use crate::sale::{MemorySale, Outcome, SaleSpec, SaleState};
+
+#[derive(Default)]
+struct RoomData {
+    likes: AtomicU64,
+    gifts: Mutex<HashMap<String, u64>>,
+    allow_anonymous: Mutex<Option<bool>>,
+}
+
+/// The embedded single-instance store.
+pub struct MemoryStore {
+    sink: Arc<dyn EventSink>,
+    rooms: DashMap<String, Arc<RoomData>>,
+    sales: DashMap<String, Arc<MemorySale>>,
+}
+
+impl MemoryStore {
+    /// A store delivering events to `sink`.
+    pub fn new(sink: Arc<dyn EventSink>) -> Self {
+        Self {
+            sink,
+            rooms: DashMap::new(),
+            sales: DashMap::new(),
+        }
+    }
+
+    fn room(&self, room: &str) -> Arc<RoomData> {
+        if let Some(r) = self.rooms.get(room) {
+            return r.clone();
+        }
+        self.rooms.entry(room.to_string()).or_default().clone()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn publish(&self, room: &str, event: Arc<str>) -> Result<(), StoreError> {
+        self.sink.deliver(room, event);
+        Ok(())
+    }
+
+    async fn add_likes(&self, room: &str, delta: u64) -> Result<u64, StoreError> {
+        Ok(self.room(room).likes.fetch_add(delta, Relaxed) + delta)
+    }
+
+    async fn add_gift(&self, room: &str, user: &str, value: u64) -> Result<(), StoreError> {
+        *self
+            .room(room)
+            .gifts
+            .lock()
+            .entry(user.to_string())
+            .or_default() += value;
+        Ok(())
+    }
+
+    async fn leaderboard(&self, room: &str, n: usize) -> Result<Vec<Rank>, StoreError> {
+        let ranks = match self.rooms.get(room) {
+            Some(r) => r
+                .gifts
+                .lock()
+                .iter()
+                .map(|(user, &value)| Rank {
+                    user: user.clone(),
+                    value,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(top(ranks, n))
+    }
+
+    async fn online(&self, _room: &str, local: u64, _ttl_ms: u64) -> Result<u64, StoreError> {
+        Ok(local)
+    }
+
+    async fn allow_anonymous(&self, room: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.rooms.get(room).and_then(|r| *r.allow_anonymous.lock()))
+    }
+
+    async fn set_allow_anonymous(&self, room: &str, allow: bool) -> Result<(), StoreError> {
+        *self.room(room).allow_anonymous.lock() = Some(allow);
+        Ok(())
+    }
+
+    async fn create_sale(&self, spec: &SaleSpec) -> Result<(), StoreError> {
+        match self.sales.entry(spec.id.clone()) {
+            dashmap::Entry::Occupied(_) => Err(StoreError::SaleExists(spec.id.clone())),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Arc::new(MemorySale::new(spec.clone())));
+                Ok(())
+            }
+        }
+    }
+
+    async fn sale(&self, id: &str) -> Result<Option<SaleState>, StoreError> {
+        Ok(self.sales.get(id).map(|s| s.state()))
+    }
+
+    async fn purchase(
+        &self,
+        id: &str,
+        user: &str,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let sale = self.sales.get(id).map(|s| s.clone());
+        Ok(sale.map(|s| s.purchase(user, key, now_ms)))
+    }
+
+    fn close(&self) {}
+}

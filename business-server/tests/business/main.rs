@@ -1,0 +1,7 @@
+//! Integration tests: real servers on port 0, real WebSocket clients, a real redis-server.
+
+mod bad_input;
+mod common;
+mod flash_sale;
+mod rooms;
+mod slow_consumer;
