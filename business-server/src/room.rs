@@ -47,6 +47,11 @@ impl MemberLink {
         }
     }
 
+    /// Why the member was kicked, if it was.
+    pub fn reason(&self) -> Option<Kick> {
+        self.reason.get().copied()
+    }
+
     /// Resolves when the member is kicked, with the reason.
     pub async fn kicked(&self) -> Kick {
         loop {
@@ -371,7 +376,7 @@ mod tests {
         let hub = RoomHub::new(4, Arc::new(Metrics::default()));
         let m = hub.join("r").unwrap();
         hub.close_all();
-        assert_eq!(m.link.reason.get(), Some(&Kick::ShuttingDown));
+        assert_eq!(m.link.reason(), Some(Kick::ShuttingDown));
         assert!(hub.join("r").is_none());
     }
 }

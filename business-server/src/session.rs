@@ -296,7 +296,7 @@ impl Member {
                             return exit;
                         }
                     }
-                    None => return Exit::Kicked(link.kicked().await),
+                    None => return link.reason().map_or(Exit::Gone, Exit::Kicked),
                 },
                 incoming = socket.recv() => {
                     let text = match incoming {
