@@ -64,6 +64,10 @@ impl FlvLoop {
             let (kind, header, key) = match tag_type {
                 flv::TAG_VIDEO => {
                     let info = flv::parse_video(&data)?;
+                    if info.packet == VideoPacket::EndOfSequence {
+                        // A loop continues past the file's end; its end-of-sequence marker would not.
+                        continue;
+                    }
                     let header = info.packet == VideoPacket::SequenceHeader;
                     (TagKind::Video, header, info.keyframe)
                 }
