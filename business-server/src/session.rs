@@ -173,7 +173,10 @@ async fn run(
     match exit {
         Exit::Gone => {}
         Exit::Leave => close(socket, 1000, "bye").await,
-        Exit::FrameTooLarge => close(socket, 1009, ErrorCode::MessageTooLarge.as_str()).await,
+        Exit::FrameTooLarge => {
+            app.metrics.error(ErrorCode::MessageTooLarge);
+            close(socket, 1009, ErrorCode::MessageTooLarge.as_str()).await
+        }
         Exit::Kicked(Kick::ShuttingDown) => {
             close(socket, 1001, ErrorCode::ShuttingDown.as_str()).await
         }
