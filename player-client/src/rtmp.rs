@@ -1,0 +1,287 @@
+//! RTMP playback over rml_rtmp's client session: handshake, `connect`, `play`, then media.
+
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::error::{Failure, PlayErrorKind};
+use crate::session::Session;
+use crate::tags::TagHandler;
+
+/// Socket read buffer per player.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A parsed `rtmp://host[:port]/app/stream` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RtmpTarget {
+    addr: String,
+    app: String,
+    stream: String,
+}
+
+impl RtmpTarget {
+    /// Parses an RTMP URL; the port defaults to 1935 and the stream keeps any query string.
+    pub(crate) fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("rtmp://")?;
+        let (host, path) = rest.split_once('/')?;
+        let (app, stream) = path.split_once('/')?;
+        if host.is_empty() || app.is_empty() || stream.is_empty() {
+            return None;
+        }
+        let addr = if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:1935")
+        };
+        Some(Self {
+            addr,
+            app: app.to_string(),
+            stream: stream.to_string(),
+        })
+    }
+}
+
+/// Plays an RTMP URL until the session ends, reconnecting as the options allow.
+pub(crate) async fn play(url: &str, session: &mut Session<'_>) -> Result<(), PlayErrorKind> {
+    let target =
+        RtmpTarget::parse(url).ok_or_else(|| PlayErrorKind::UnsupportedUrl(url.to_string()))?;
+    let mut handler = TagHandler::default();
+    let mut buf = vec![0u8; READ_BUFFER];
+    while !session.over() {
+        match connection(url, &target, session, &mut handler, &mut buf).await {
+            Ok(()) => break,
+            Err(failure) => session.retry(failure).await?,
+        }
+    }
+    Ok(())
+}
+
+fn rtmp_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::retry("rtmp", format!("rtmp: {e}"))
+}
+
+/// TCP connect and the RTMP handshake; returns bytes received after the handshake.
+async fn open(target: &RtmpTarget) -> Result<(TcpStream, Vec<u8>), Failure> {
+    let mut socket = TcpStream::connect(&target.addr)
+        .await
+        .map_err(|e| Failure::retry("connect", format!("{}: {e}", target.addr)))?;
+    socket
+        .set_nodelay(true)
+        .map_err(|e| Failure::retry("connect", e))?;
+    let mut hs = Handshake::new(PeerType::Client);
+    let p0p1 = hs
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| Failure::retry("handshake", e))?;
+    socket
+        .write_all(&p0p1)
+        .await
+        .map_err(|e| Failure::retry("handshake", e))?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket
+            .read(&mut buf)
+            .await
+            .map_err(|e| Failure::retry("handshake", e))?;
+        if n == 0 {
+            return Err(Failure::retry(
+                "handshake",
+                "server closed the connection during the handshake",
+            ));
+        }
+        match hs
+            .process_bytes(&buf[..n])
+            .map_err(|e| Failure::retry("handshake", e))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => socket
+                .write_all(&response_bytes)
+                .await
+                .map_err(|e| Failure::retry("handshake", e))?,
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                socket
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| Failure::retry("handshake", e))?;
+                return Ok((socket, remaining_bytes));
+            }
+        }
+    }
+}
+
+/// One connection; `Ok` when the session ended while it was open.
+async fn connection(
+    url: &str,
+    target: &RtmpTarget,
+    session: &mut Session<'_>,
+    handler: &mut TagHandler,
+    buf: &mut [u8],
+) -> Result<(), Failure> {
+    handler.new_connection(&mut session.stats);
+    let ended = session.ended();
+    tokio::pin!(ended);
+    let setup = session.options.connect_timeout;
+    let (mut socket, leftover) = tokio::select! {
+        _ = &mut ended => return Ok(()),
+        r = timeout(setup, open(target)) => r.map_err(|_| {
+            Failure::retry("timeout", format!("{}: no handshake within {setup:?}", target.addr))
+        })??,
+    };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(format!("rtmp://{}/{}", target.addr, target.app));
+    let (mut rtmp, mut results) = ClientSession::new(config).map_err(rtmp_failure)?;
+    if !leftover.is_empty() {
+        results.extend(rtmp.handle_input(&leftover).map_err(rtmp_failure)?);
+    }
+    results.push(
+        rtmp.request_connection(target.app.clone())
+            .map_err(rtmp_failure)?,
+    );
+    let mut conn = Conn {
+        url,
+        target,
+        socket: &mut socket,
+        rtmp: &mut rtmp,
+        playing: false,
+    };
+    conn.handle(results, session, handler).await?;
+    let started = Instant::now();
+    let mut last_data = started;
+    let mut flowing = false;
+    loop {
+        let quiet_until = if conn.playing {
+            last_data + session.options.idle_timeout
+        } else {
+            started + setup
+        };
+        tokio::select! {
+            _ = &mut ended => return Ok(()),
+            _ = sleep_until(session.next_tick()) => session.tick(),
+            _ = sleep_until(quiet_until) => {
+                let what = if conn.playing { "no data" } else { "play not accepted" };
+                return Err(Failure::retry("idle", format!("{url}: {what} in time")));
+            }
+            n = conn.socket.read(buf) => {
+                let n = n.map_err(|e| Failure::retry("read", format!("{url}: {e}")))?;
+                if n == 0 {
+                    return Err(Failure::retry("closed", format!("{url}: server closed the connection")));
+                }
+                last_data = Instant::now();
+                session.stats.add_bytes(n);
+                let results = conn.rtmp.handle_input(&buf[..n]).map_err(rtmp_failure)?;
+                conn.handle(results, session, handler).await?;
+                if !flowing && handler.started() {
+                    flowing = true;
+                    session.media_flowing();
+                }
+            }
+        }
+    }
+}
+
+/// An open RTMP connection.
+struct Conn<'c> {
+    url: &'c str,
+    target: &'c RtmpTarget,
+    socket: &'c mut TcpStream,
+    rtmp: &'c mut ClientSession,
+    playing: bool,
+}
+
+impl Conn<'_> {
+    /// Sends outbound packets in order and reacts to events.
+    async fn handle(
+        &mut self,
+        results: Vec<ClientSessionResult>,
+        session: &mut Session<'_>,
+        handler: &mut TagHandler,
+    ) -> Result<(), Failure> {
+        let mut queue = std::collections::VecDeque::from(results);
+        while let Some(result) = queue.pop_front() {
+            match result {
+                ClientSessionResult::OutboundResponse(packet) => self
+                    .socket
+                    .write_all(&packet.bytes)
+                    .await
+                    .map_err(|e| Failure::retry("write", format!("{}: {e}", self.url)))?,
+                ClientSessionResult::RaisedEvent(event) => {
+                    if let Some(next) = self.event(event, session, handler)? {
+                        queue.push_back(next);
+                    }
+                }
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        event: ClientSessionEvent,
+        session: &mut Session<'_>,
+        handler: &mut TagHandler,
+    ) -> Result<Option<ClientSessionResult>, Failure> {
+        match event {
+            ClientSessionEvent::ConnectionRequestAccepted => {
+                let play = self
+                    .rtmp
+                    .request_playback(self.target.stream.clone())
+                    .map_err(rtmp_failure)?;
+                return Ok(Some(play));
+            }
+            ClientSessionEvent::ConnectionRequestRejected { description } => {
+                return Err(Failure::Fatal(PlayErrorKind::Refused {
+                    url: self.url.to_string(),
+                    reason: description,
+                }));
+            }
+            ClientSessionEvent::PlaybackRequestAccepted => self.playing = true,
+            ClientSessionEvent::VideoDataReceived { timestamp, data } => {
+                handler.video(&mut session.stats, timestamp.value, &data)
+            }
+            ClientSessionEvent::AudioDataReceived { timestamp, data } => {
+                handler.audio(&mut session.stats, timestamp.value, &data)
+            }
+            ClientSessionEvent::UnhandleableOnStatusCode { code } => {
+                if code.contains("StreamNotFound") {
+                    return Err(Failure::retry("not_found", format!("{}: {code}", self.url)));
+                }
+                if code.contains("Play.Stop") || code.contains("UnpublishNotify") {
+                    return Err(Failure::retry("closed", format!("{}: {code}", self.url)));
+                }
+                tracing::debug!(url = self.url, code, "rtmp status");
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rtmp_urls() {
+        let t = RtmpTarget::parse("rtmp://127.0.0.1:1936/live/cam?token=1").expect("valid");
+        assert_eq!(
+            t,
+            RtmpTarget {
+                addr: "127.0.0.1:1936".into(),
+                app: "live".into(),
+                stream: "cam?token=1".into()
+            }
+        );
+        assert_eq!(
+            RtmpTarget::parse("rtmp://h/a/b").expect("valid").addr,
+            "h:1935"
+        );
+        assert!(RtmpTarget::parse("rtmp://h/a").is_none());
+        assert!(RtmpTarget::parse("http://h/a/b").is_none());
+    }
+}

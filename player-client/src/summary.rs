@@ -1,0 +1,98 @@
+//! What a player reports: live [`Progress`] and the final [`Summary`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::latency::LatencySummary;
+use crate::qoe::PlayState;
+
+/// The protocol a session played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// HLS over HTTP(S).
+    Hls,
+    /// HTTP-FLV.
+    HttpFlv,
+    /// RTMP play.
+    Rtmp,
+}
+
+/// A count per elementary stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PerTrack {
+    /// Video count.
+    pub video: u64,
+    /// Audio count.
+    pub audio: u64,
+}
+
+impl PerTrack {
+    /// Video plus audio.
+    pub fn total(&self) -> u64 {
+        self.video + self.audio
+    }
+}
+
+/// The result of a playback session. Field names are stable; durations are in the unit their
+/// name ends with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// The URL played.
+    pub url: String,
+    /// `hls`, `http-flv` or `rtmp`.
+    pub protocol: Protocol,
+    /// Wall time from the start of the session to the start of playback; `null` if playback
+    /// never started.
+    pub startup_ms: Option<f64>,
+    /// Stalls after startup.
+    pub stalls: u64,
+    /// Wall time spent stalled after startup.
+    pub stall_ms: f64,
+    /// Stalls per minute of viewing after startup (playing plus stalled time).
+    pub stalls_per_minute: f64,
+    /// Media time played.
+    pub played_secs: f64,
+    /// Wall time of the whole session.
+    pub elapsed_secs: f64,
+    /// Bytes received (HTTP bodies, or the RTMP byte stream).
+    pub bytes: u64,
+    /// Average received bitrate over the session.
+    pub bitrate_kbps: f64,
+    /// Video frames received (sequence headers excluded).
+    pub video_frames: u64,
+    /// Audio frames received (sequence headers excluded).
+    pub audio_frames: u64,
+    /// Whether the first video frame received was a keyframe; `null` without video.
+    pub first_video_keyframe: Option<bool>,
+    /// Frames whose DTS went backwards within a connection or segment run, per track.
+    pub dts_backwards: PerTrack,
+    /// HLS discontinuities followed (`EXT-X-DISCONTINUITY`, skipped segments).
+    pub discontinuities: u64,
+    /// Successful reconnections after the source dropped or disappeared.
+    pub reconnects: u64,
+    /// End-to-end latency from SEI stamps.
+    pub latency: LatencySummary,
+    /// Errors seen, by kind (e.g. `connect`, `http_404`, `http_5xx`, `idle`, `closed`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// A live view of a session, reported about once per second.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    /// Wall time since the session started.
+    pub elapsed_secs: f64,
+    /// Starting, playing or stalled.
+    pub state: PlayState,
+    /// Media buffered ahead of the playhead.
+    pub buffer_ms: u64,
+    /// Bitrate received since the previous report.
+    pub bitrate_kbps: f64,
+    /// The most recent latency sample.
+    pub latency_ms: Option<f64>,
+    /// Stalls so far.
+    pub stalls: u64,
+    /// Reconnects so far.
+    pub reconnects: u64,
+}
