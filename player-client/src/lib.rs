@@ -8,6 +8,7 @@
 
 mod error;
 mod flv;
+mod hls;
 mod http;
 pub mod latency;
 mod options;
@@ -39,7 +40,9 @@ pub fn protocol_of(url: &str) -> Option<Protocol> {
         return None;
     }
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    if path.ends_with(".flv") {
+    if path.ends_with(".m3u8") {
+        Some(Protocol::Hls)
+    } else if path.ends_with(".flv") {
         Some(Protocol::HttpFlv)
     } else {
         None
@@ -66,7 +69,7 @@ pub async fn play(
         None => Err(PlayErrorKind::UnsupportedUrl(url.to_string())),
         Some(Protocol::HttpFlv) => flv::play(url, &mut session).await,
         Some(Protocol::Rtmp) => rtmp::play(url, &mut session).await,
-        Some(Protocol::Hls) => Err(PlayErrorKind::UnsupportedUrl(url.to_string())),
+        Some(Protocol::Hls) => hls::play(url, &mut session).await,
     };
     match result {
         Ok(()) => Ok(session.finish()),

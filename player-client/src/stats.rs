@@ -109,6 +109,10 @@ impl Stats {
         self.buffer.on_media(now, start, end);
     }
 
+    pub(crate) fn discontinuity(&mut self) {
+        self.discontinuities += 1;
+    }
+
     pub(crate) fn reconnected(&mut self) {
         self.reconnects += 1;
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use livepulse_tests::{push_sample, start_origin, wait_for};
+use livepulse_tests::{get, push_sample, start_origin, wait_for};
 use player_client::{play, PlayOptions, Protocol, Summary};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,7 @@ fn assert_latency_consistent(summary: &Summary) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plays_the_sample_over_http_flv_and_rtmp() {
+async fn plays_the_sample_over_hls_http_flv_and_rtmp() {
     let origin = start_origin(|_| {}).await;
     let rtmp = format!("rtmp://{}/live/player", origin.rtmp_addr());
     let (stop, pusher) = push_sample(&rtmp);
@@ -63,7 +63,23 @@ async fn plays_the_sample_over_http_flv_and_rtmp() {
     .await;
     assert!(live.is_some(), "the sample never went live");
 
-    let (over_flv, over_rtmp) = tokio::join!(play_for(&flv, 4), play_for(&rtmp, 4));
+    let hls = format!("http://{}/live/player.m3u8", origin.http_addr());
+    let over_hls = async {
+        let listed = wait_for(Duration::from_secs(15), || async {
+            let (status, body) = get(&hls).await;
+            let playlist = m3u8_rs::parse_media_playlist_res(&body).ok()?;
+            (status == 200 && playlist.segments.len() >= 2).then_some(())
+        })
+        .await;
+        assert!(listed.is_some(), "the playlist never listed 2 segments");
+        play_for(&hls, 5).await
+    };
+    let (over_flv, over_rtmp, over_hls) =
+        tokio::join!(play_for(&flv, 4), play_for(&rtmp, 4), over_hls);
+    assert_eq!(over_hls.protocol, Protocol::Hls);
+    assert_clean(&over_hls, true);
+    assert_latency_consistent(&over_hls);
+    assert!(over_hls.errors.is_empty(), "{over_hls:?}");
     for (summary, protocol) in [(&over_flv, Protocol::HttpFlv), (&over_rtmp, Protocol::Rtmp)] {
         assert_eq!(summary.protocol, protocol);
         assert_clean(summary, true);
