@@ -126,10 +126,10 @@ async fn slow_member_does_not_delay_others_and_is_disconnected() {
             "slow consumer: {sent} chats (member dropped after ~{dropped_at}), reader latency p50 {p50:?} p99 {p99:?} max {max:?}"
         );
         assert!(
-            p99 <= batch * 4,
+            p99 <= batch * 8,
             "p99 delivery {p99:?} should stay within a few {batch:?} ticks"
         );
-        assert!(max <= Duration::from_secs(1), "max delivery {max:?}");
+        assert!(max <= Duration::from_secs(2), "max delivery {max:?}");
     }
 
     let close = tokio::time::timeout(Duration::from_secs(20), async {
