@@ -353,10 +353,16 @@ mod tests {
     fn ts_frames_carry_keyframes_stamps_and_every_adts_frame() {
         let mut demuxer = Demuxer::new();
         let mut frames = Vec::new();
-        for p in demuxer.push(&segment(1_700_000_000_000_000)).expect("demuxes") {
+        for p in demuxer
+            .push(&segment(1_700_000_000_000_000))
+            .expect("demuxes")
+        {
             frames_of(&p, &mut frames);
         }
-        demuxer.flush().iter().for_each(|p| frames_of(p, &mut frames));
+        demuxer
+            .flush()
+            .iter()
+            .for_each(|p| frames_of(p, &mut frames));
         let video: Vec<_> = frames.iter().filter(|f| f.track == Track::Video).collect();
         assert_eq!(video.len(), 2);
         assert!(video[0].keyframe && !video[1].keyframe);

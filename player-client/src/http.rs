@@ -31,7 +31,13 @@ pub(crate) fn request_failure(url: &str, e: &reqwest::Error) -> Failure {
     } else {
         "read"
     };
-    Failure::retry(kind, format!("{url}: {e}"))
+    let mut message = format!("{url}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    Failure::retry(kind, message)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 mod error;
 mod flv;
 mod hls;
@@ -58,13 +59,7 @@ pub async fn play(
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Summary, PlayError> {
     let protocol = protocol_of(url);
-    let mut session = Session::new(
-        url,
-        protocol.unwrap_or(Protocol::HttpFlv),
-        options,
-        stop,
-        progress,
-    );
+    let mut session = Session::new(url, protocol, options, stop, progress);
     let result = match protocol {
         None => Err(PlayErrorKind::UnsupportedUrl(url.to_string())),
         Some(Protocol::HttpFlv) => flv::play(url, &mut session).await,

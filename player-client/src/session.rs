@@ -30,7 +30,7 @@ pub(crate) struct Session<'a> {
 impl<'a> Session<'a> {
     pub(crate) fn new(
         url: &str,
-        protocol: Protocol,
+        protocol: Option<Protocol>,
         options: &'a PlayOptions,
         stop: &CancellationToken,
         progress: &'a mut (dyn FnMut(&Progress) + Send),

@@ -19,7 +19,7 @@ pub(crate) enum Track {
 /// Counters, the buffer model and the latency histogram of one session.
 pub(crate) struct Stats {
     url: String,
-    protocol: Protocol,
+    protocol: Option<Protocol>,
     started: Instant,
     buffer: Buffer,
     latency: Latency,
@@ -37,7 +37,7 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn new(url: &str, protocol: Protocol, qoe: QoeConfig) -> Self {
+    pub(crate) fn new(url: &str, protocol: Option<Protocol>, qoe: QoeConfig) -> Self {
         Self {
             url: url.to_string(),
             protocol,
@@ -190,7 +190,7 @@ mod tests {
     fn stats() -> Stats {
         Stats::new(
             "rtmp://h/a/b",
-            Protocol::Rtmp,
+            Some(Protocol::Rtmp),
             QoeConfig {
                 startup_buffer: Duration::ZERO,
                 rebuffer: Duration::from_millis(500),

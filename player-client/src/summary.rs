@@ -41,8 +41,8 @@ impl PerTrack {
 pub struct Summary {
     /// The URL played.
     pub url: String,
-    /// `hls`, `http-flv` or `rtmp`.
-    pub protocol: Protocol,
+    /// `hls`, `http-flv` or `rtmp`; `null` for a URL no protocol matched.
+    pub protocol: Option<Protocol>,
     /// Wall time from the start of the session to the start of playback; `null` if playback
     /// never started.
     pub startup_ms: Option<f64>,

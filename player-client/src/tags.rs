@@ -150,7 +150,7 @@ mod tests {
     fn stats() -> Stats {
         Stats::new(
             "rtmp://h/a/b",
-            Protocol::Rtmp,
+            Some(Protocol::Rtmp),
             QoeConfig {
                 startup_buffer: Duration::ZERO,
                 rebuffer: ms(500),

@@ -76,12 +76,12 @@ async fn plays_the_sample_over_hls_http_flv_and_rtmp() {
     };
     let (over_flv, over_rtmp, over_hls) =
         tokio::join!(play_for(&flv, 4), play_for(&rtmp, 4), over_hls);
-    assert_eq!(over_hls.protocol, Protocol::Hls);
+    assert_eq!(over_hls.protocol, Some(Protocol::Hls));
     assert_clean(&over_hls, true);
     assert_latency_consistent(&over_hls);
     assert!(over_hls.errors.is_empty(), "{over_hls:?}");
     for (summary, protocol) in [(&over_flv, Protocol::HttpFlv), (&over_rtmp, Protocol::Rtmp)] {
-        assert_eq!(summary.protocol, protocol);
+        assert_eq!(summary.protocol, Some(protocol));
         assert_clean(summary, true);
         assert_eq!(summary.stalls, 0, "{summary:?}");
         assert_eq!(summary.reconnects, 0, "{summary:?}");
