@@ -1,10 +1,9 @@
 //! `livepulse demo`: the stack in one process, publishing the built-in sample in a loop.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use clap::Args;
-use push_client::{FlvLoop, RtmpUrl};
+use push_client::{Backoff, FlvLoop, PublishOptions, PublishStats, RtmpUrl};
 use tokio_util::sync::CancellationToken;
 
 /// Options of `livepulse demo`.
@@ -19,6 +18,9 @@ pub struct DemoArgs {
     /// HTTP port of the origin.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// HTTP/WebSocket port of the business server.
+    #[arg(long, default_value_t = 8090)]
+    business_port: u16,
 }
 
 /// Runs the demo until Ctrl-C.
@@ -29,6 +31,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..media_server::Config::default()
     };
     let origin = media_server::Server::bind(config).await?;
+    let business = business_server::Server::bind(business_server::Config {
+        listen: SocketAddr::new(args.host, args.business_port),
+        ..business_server::Config::default()
+    })
+    .await?;
+    let ws = business.http_addr();
     let rtmp = format!("rtmp://{}/live/demo", origin.rtmp_addr());
     let http = origin.http_addr();
     let stop = CancellationToken::new();
@@ -42,6 +50,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  RTMP       ffplay {rtmp}");
     println!("  Streams    curl http://{http}/api/v1/streams");
     println!("  Metrics    curl http://{http}/metrics");
+    println!("  Business   ws://{ws}/ws?room=demo  (rooms, chat, gifts, flash sales; see docs/PROTOCOL.md)");
     println!();
     println!(
         "Publish your own: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{}/live/<name>",
@@ -53,6 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     stop.cancel();
     let _ = pusher.await;
     origin.shutdown().await;
+    business.shutdown().await;
     Ok(())
 }
 
@@ -64,10 +74,14 @@ async fn push_loop(url: RtmpUrl, stop: CancellationToken) {
             return;
         }
     };
-    while !stop.is_cancelled() {
-        if let Err(e) = push_client::publish(&url, &mut source, &stop).await {
-            tracing::warn!("demo publisher: {e}; retrying in 1 s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
+    let stats = PublishStats::default();
+    push_client::run(
+        &url,
+        &mut source,
+        &PublishOptions::default(),
+        &Backoff::default(),
+        &stop,
+        &stats,
+    )
+    .await;
 }

@@ -25,6 +25,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the origin media server (RTMP ingest, HLS, HTTP-FLV, RTMP play).
     Origin(OriginArgs),
+    /// Run the business server (rooms, chat, gifts, likes, flash sales over WebSocket).
+    Business(business_server::Config),
+    /// Publish the built-in sample or an FLV file over RTMP in real time, stamped with wall-clock time.
+    Push(push_client::cli::PushArgs),
+    /// Play an HLS, HTTP-FLV or RTMP URL like a real player and report startup, stalls and latency.
+    Play(player_client::cli::PlayArgs),
 }
 
 #[derive(Args)]
@@ -71,6 +77,19 @@ async fn origin(args: OriginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn business(config: business_server::Config) -> anyhow::Result<()> {
+    let running = business_server::Server::bind(config).await?;
+    println!(
+        "Business server: http://{} (WebSocket at /ws?room=R&token=T, {} store)",
+        running.http_addr(),
+        running.backend()
+    );
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -81,5 +100,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
         Command::Origin(args) => origin(args).await,
+        Command::Business(config) => business(config).await,
+        Command::Push(args) => push_client::cli::run(args).await,
+        Command::Play(args) => player_client::cli::run(args).await,
     }
 }

@@ -21,7 +21,7 @@ pub struct PlayArgs {
     #[arg(long)]
     pub json: bool,
     /// Media to buffer before playback starts (0: start on the first keyframe or segment).
-    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub startup_buffer: Duration,
     /// Media to buffer before playback resumes after a stall.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]

@@ -9,8 +9,9 @@ use crate::qoe::QoeConfig;
 pub struct PlayOptions {
     /// Stop after this much wall time; `None` plays until stopped or the stream ends.
     pub duration: Option<Duration>,
-    /// Media buffered before playback starts. Zero starts on the first decodable media: the
-    /// first keyframe for HTTP-FLV and RTMP, the first downloaded segment for HLS.
+    /// Media buffered before playback starts (default 500 ms, a low-latency player's cushion;
+    /// an origin's GOP cache usually delivers it at once). Zero starts on the first decodable
+    /// media: the first keyframe for HTTP-FLV and RTMP, the first downloaded segment for HLS.
     pub startup_buffer: Duration,
     /// Media buffered ahead of the playhead to leave a stall.
     pub rebuffer: Duration,
@@ -30,7 +31,7 @@ impl Default for PlayOptions {
     fn default() -> Self {
         Self {
             duration: None,
-            startup_buffer: Duration::ZERO,
+            startup_buffer: Duration::from_millis(500),
             rebuffer: Duration::from_millis(500),
             give_up_after: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),

@@ -1,11 +1,18 @@
-//! RTMP publisher that paces media in real time, looping a file with continuous timestamps.
+//! RTMP publisher that paces media in real time, loops a file with continuous timestamps,
+//! stamps wall-clock time into the video and reconnects by itself.
 
+pub mod cli;
 pub mod metadata;
 pub mod pace;
 pub mod publish;
+pub mod reconnect;
 pub mod source;
+pub mod stamp;
+pub mod stats;
 pub mod url;
 
-pub use publish::{publish, PublishStats};
+pub use publish::{publish, PublishOptions};
+pub use reconnect::{run, Backoff};
 pub use source::{FlvLoop, MediaTag, TagKind, SAMPLE_FLV};
+pub use stats::{PublishSnapshot, PublishState, PublishStats};
 pub use url::RtmpUrl;

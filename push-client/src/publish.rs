@@ -14,27 +14,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pace::Pacer;
 use crate::source::{FlvLoop, MediaTag, TagKind};
+use crate::stamp::{unix_micros, Stamper};
+use crate::stats::{PublishState, PublishStats};
 use crate::url::RtmpUrl;
 
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a publish session sent.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PublishStats {
-    /// Media messages sent.
-    pub frames: u64,
-    /// Bytes written to the socket.
-    pub bytes: u64,
+/// Options of a publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Stamp wall-clock time into every video frame (SEI).
+    pub stamp: bool,
 }
 
-struct Conn {
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self { stamp: true }
+    }
+}
+
+struct Conn<'a> {
     socket: TcpStream,
     session: ClientSession,
     buf: Vec<u8>,
-    stats: PublishStats,
+    stats: &'a PublishStats,
+    stamper: Option<Stamper>,
 }
 
-impl Conn {
+impl Conn<'_> {
     async fn send(
         &mut self,
         results: Vec<ClientSessionResult>,
@@ -43,7 +50,7 @@ impl Conn {
         for r in results {
             match r {
                 ClientSessionResult::OutboundResponse(p) => {
-                    self.stats.bytes += p.bytes.len() as u64;
+                    self.stats.add_bytes(p.bytes.len());
                     self.socket.write_all(&p.bytes).await?;
                 }
                 ClientSessionResult::RaisedEvent(e) => events.push(e),
@@ -99,7 +106,11 @@ impl Conn {
         .map_err(|_| anyhow::anyhow!("timed out waiting for {what}"))?
     }
 
-    async fn send_tag(&mut self, tag: &MediaTag) -> anyhow::Result<()> {
+    async fn send_tag(&mut self, tag: MediaTag) -> anyhow::Result<()> {
+        let tag = match self.stamper.as_mut() {
+            Some(s) => s.stamp(tag, unix_micros()),
+            None => tag,
+        };
         let ts = RtmpTimestamp::new((tag.dts & 0xFFFF_FFFF) as u32);
         let result = match tag.kind {
             TagKind::Video => self
@@ -110,7 +121,7 @@ impl Conn {
                 .publish_audio_data(tag.payload.clone(), ts, false),
         }
         .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-        self.stats.frames += 1;
+        self.stats.add_frame();
         self.send(vec![result]).await?;
         Ok(())
     }
@@ -162,8 +173,11 @@ async fn handshake(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
 pub async fn publish(
     url: &RtmpUrl,
     source: &mut FlvLoop,
+    options: &PublishOptions,
     stop: &CancellationToken,
-) -> anyhow::Result<PublishStats> {
+    stats: &PublishStats,
+) -> anyhow::Result<()> {
+    stats.set_state(PublishState::Connecting);
     let mut socket = tokio::time::timeout(SETUP_TIMEOUT, TcpStream::connect(&url.addr))
         .await
         .map_err(|_| anyhow::anyhow!("timed out connecting to {}", url.addr))??;
@@ -180,7 +194,8 @@ pub async fn publish(
         socket,
         session,
         buf: vec![0u8; 64 * 1024],
-        stats: PublishStats::default(),
+        stats,
+        stamper: options.stamp.then(Stamper::new),
     };
     conn.send(results).await?;
     if !leftover.is_empty() {
@@ -215,10 +230,11 @@ pub async fn publish(
             .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
         conn.send(vec![r]).await?;
     }
+    stats.set_state(PublishState::Publishing);
     let mut pacer = Pacer::new();
-    let first = source.next_tag();
+    let first = source.next_keyframe();
     for h in source.headers().to_vec() {
-        conn.send_tag(&MediaTag {
+        conn.send_tag(MediaTag {
             dts: first.dts,
             ..h
         })
@@ -228,10 +244,10 @@ pub async fn publish(
     loop {
         let due = pacer.due(tag.dts);
         tokio::select! {
-            _ = stop.cancelled() => return Ok(conn.stats),
+            _ = stop.cancelled() => return Ok(()),
             n = conn.socket.read(&mut conn.buf) => { conn.on_input(n?).await?; }
             _ = tokio::time::sleep_until(due) => {
-                conn.send_tag(&tag).await?;
+                conn.send_tag(tag).await?;
                 tag = source.next_tag();
             }
         }

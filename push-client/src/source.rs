@@ -132,6 +132,17 @@ impl FlvLoop {
         self.loops
     }
 
+    /// Skips to the next video keyframe and returns it (the next message for audio-only files).
+    pub fn next_keyframe(&mut self) -> MediaTag {
+        let has_video = self.media.iter().any(|t| t.kind == TagKind::Video);
+        loop {
+            let tag = self.next_tag();
+            if !has_video || (tag.kind == TagKind::Video && tag.key) {
+                return tag;
+            }
+        }
+    }
+
     /// The next media message, forever.
     pub fn next_tag(&mut self) -> MediaTag {
         if self.next >= self.media.len() {

@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: external tools, origin startup, HTTP fetches.
 
+pub mod nginx;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,19 @@ impl ChildGuard {
 }
 
 impl Drop for ChildGuard {
+    /// Asks the process to stop (SIGTERM, so nginx's master also stops its workers), then
+    /// kills it if it is still running after two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -170,8 +184,8 @@ pub fn push_sample(
     let token = stop.clone();
     let task = tokio::spawn(async move {
         let mut source = FlvLoop::sample()?;
-        push_client::publish(&url, &mut source, &token).await?;
-        Ok(())
+        let stats = push_client::PublishStats::default();
+        push_client::publish(&url, &mut source, &Default::default(), &token, &stats).await
     });
     (stop, task)
 }

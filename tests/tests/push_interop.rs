@@ -1,0 +1,158 @@
+//! `push-client` publishes the built-in sample to our origin and to nginx-rtmp; ffprobe reads
+//! both back, and the pusher survives an origin restart on its own.
+
+use std::time::Duration;
+
+use livepulse_tests::{codecs, ffprobe_streams, nginx, require, start_origin, wait_for};
+use push_client::{Backoff, FlvLoop, PublishOptions, PublishStats, RtmpUrl};
+use tokio_util::sync::CancellationToken;
+
+fn expected() -> Vec<(String, Option<u64>, Option<u64>)> {
+    vec![
+        ("aac".to_string(), None, None),
+        ("h264".to_string(), Some(640), Some(360)),
+    ]
+}
+
+async fn probe(url: String) -> Vec<(String, Option<u64>, Option<u64>)> {
+    let probe = tokio::task::spawn_blocking(move || ffprobe_streams(&url))
+        .await
+        .expect("probe task");
+    let mut found: Vec<_> = codecs(&probe)
+        .into_iter()
+        .filter(|(c, _, _)| c == "h264" || c == "aac")
+        .collect();
+    found.sort();
+    found
+}
+
+async fn play_for(url: &str, secs: u64) -> player_client::Summary {
+    let options = player_client::PlayOptions {
+        duration: Some(Duration::from_secs(secs)),
+        ..Default::default()
+    };
+    let summary = tokio::time::timeout(
+        Duration::from_secs(secs + 20),
+        player_client::play(url, &options, &CancellationToken::new(), &mut |_| {}),
+    )
+    .await
+    .expect("play ends on its own")
+    .unwrap_or_else(|e| panic!("{url}: {e}"));
+    eprintln!(
+        "{url}: {}",
+        serde_json::to_string(&summary).unwrap_or_default()
+    );
+    summary
+}
+
+fn spawn_pusher(url: &str) -> (CancellationToken, std::sync::Arc<PublishStats>) {
+    let stop = CancellationToken::new();
+    let stats = std::sync::Arc::new(PublishStats::default());
+    let url = RtmpUrl::parse(url).expect("url");
+    let (token, counters) = (stop.clone(), stats.clone());
+    tokio::spawn(async move {
+        let mut source = FlvLoop::sample().expect("sample");
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        push_client::run(
+            &url,
+            &mut source,
+            &PublishOptions::default(),
+            &backoff,
+            &token,
+            &counters,
+        )
+        .await;
+    });
+    (stop, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_pushed_to_nginx_rtmp_is_readable_over_rtmp_and_hls() {
+    if !require("ffprobe") || !nginx::available() {
+        return;
+    }
+    let nginx = nginx::start();
+    let rtmp = format!("rtmp://127.0.0.1:{}/live/s", nginx.rtmp_port);
+    let (stop, stats) = spawn_pusher(&rtmp);
+    let hls = format!("http://127.0.0.1:{}/hls/s.m3u8", nginx.http_port);
+    let ready = wait_for(Duration::from_secs(20), || async {
+        let r = reqwest::get(&hls).await.ok()?;
+        let body = r.text().await.ok()?;
+        (body.matches(".ts").count() >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "nginx never produced an HLS playlist from our publisher"
+    );
+    assert_eq!(probe(rtmp.clone()).await, expected(), "nginx RTMP play");
+    assert_eq!(probe(hls.clone()).await, expected(), "nginx HLS");
+    for url in [rtmp, hls] {
+        let summary = play_for(&url, 4).await;
+        assert!(
+            summary.video_frames > 30 && summary.audio_frames > 30,
+            "{url}: {summary:?}"
+        );
+        assert_eq!(summary.dts_backwards.total(), 0, "{url}: {summary:?}");
+        assert!(
+            summary.latency.samples > 0,
+            "{url}: no SEI stamps came through nginx"
+        );
+    }
+    assert_eq!(stats.snapshot().reconnects, 0);
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_loop_points_play_without_backwards_dts_or_stalls() {
+    let origin = start_origin(|_| {}).await;
+    let (stop, stats) = spawn_pusher(&format!("rtmp://{}/live/loop", origin.rtmp_addr()));
+    let live = wait_for(Duration::from_secs(10), || async {
+        origin.hub().get("live/loop").filter(|s| s.is_live())
+    })
+    .await;
+    assert!(live.is_some());
+    // The sample is 10 s long: 32 s of play crosses at least three loop points.
+    let summary = play_for(&format!("http://{}/live/loop.flv", origin.http_addr()), 32).await;
+    assert_eq!(summary.dts_backwards.total(), 0, "{summary:?}");
+    assert_eq!(summary.stalls, 0, "{summary:?}");
+    assert!(summary.played_secs >= 30.0, "{summary:?}");
+    assert!(summary.latency.samples > 500, "{summary:?}");
+    assert_eq!(stats.snapshot().reconnects, 0);
+    stop.cancel();
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_reconnects_by_itself_after_an_origin_restart() {
+    let origin = start_origin(|_| {}).await;
+    let (rtmp_addr, http_addr) = (origin.rtmp_addr(), origin.http_addr());
+    let (stop, stats) = spawn_pusher(&format!("rtmp://{rtmp_addr}/live/s"));
+    let live = wait_for(Duration::from_secs(10), || async {
+        origin.hub().get("live/s").filter(|s| s.is_live())
+    })
+    .await;
+    assert!(live.is_some());
+    origin.shutdown().await;
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let restarted = start_origin(|c| {
+        c.rtmp = rtmp_addr;
+        c.http = http_addr;
+    })
+    .await;
+    let back = wait_for(Duration::from_secs(10), || async {
+        restarted.hub().get("live/s").filter(|s| s.is_live())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the pusher did not come back after the restart"
+    );
+    assert!(stats.snapshot().reconnects >= 1);
+    stop.cancel();
+    restarted.shutdown().await;
+}
