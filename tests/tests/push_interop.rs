@@ -69,15 +69,10 @@ fn spawn_pusher(url: &str) -> (CancellationToken, std::sync::Arc<PublishStats>) 
     (stop, stats)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sample_pushed_to_nginx_rtmp_is_readable_over_rtmp_and_hls() {
-    if !require("ffprobe") || !nginx::available() {
-        return;
-    }
-    let nginx = nginx::start();
-    let rtmp = format!("rtmp://127.0.0.1:{}/live/s", nginx.rtmp_port);
+/// Pushes the sample to `rtmp`, waits for `hls` to list two segments, then checks ffprobe and
+/// our player read both URLs: h264 640x360 + aac, frames flowing, SEI stamps intact.
+async fn push_then_probe_and_play(server: &str, rtmp: String, hls: String) {
     let (stop, stats) = spawn_pusher(&rtmp);
-    let hls = format!("http://127.0.0.1:{}/hls/s.m3u8", nginx.http_port);
     let ready = wait_for(Duration::from_secs(20), || async {
         let r = reqwest::get(&hls).await.ok()?;
         let body = r.text().await.ok()?;
@@ -86,10 +81,10 @@ async fn sample_pushed_to_nginx_rtmp_is_readable_over_rtmp_and_hls() {
     .await;
     assert!(
         ready.is_some(),
-        "nginx never produced an HLS playlist from our publisher"
+        "{server} never produced an HLS playlist from our publisher"
     );
-    assert_eq!(probe(rtmp.clone()).await, expected(), "nginx RTMP play");
-    assert_eq!(probe(hls.clone()).await, expected(), "nginx HLS");
+    assert_eq!(probe(rtmp.clone()).await, expected(), "{server} RTMP play");
+    assert_eq!(probe(hls.clone()).await, expected(), "{server} HLS");
     for url in [rtmp, hls] {
         let summary = play_for(&url, 4).await;
         assert!(
@@ -99,11 +94,40 @@ async fn sample_pushed_to_nginx_rtmp_is_readable_over_rtmp_and_hls() {
         assert_eq!(summary.dts_backwards.total(), 0, "{url}: {summary:?}");
         assert!(
             summary.latency.samples > 0,
-            "{url}: no SEI stamps came through nginx"
+            "{url}: no SEI stamps came through {server}"
         );
     }
     assert_eq!(stats.snapshot().reconnects, 0);
     stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_pushed_to_nginx_rtmp_is_readable_over_rtmp_and_hls() {
+    if !require("ffprobe") || !nginx::available() {
+        return;
+    }
+    let nginx = nginx::start();
+    push_then_probe_and_play(
+        "nginx-rtmp",
+        format!("rtmp://127.0.0.1:{}/live/s", nginx.rtmp_port),
+        format!("http://127.0.0.1:{}/hls/s.m3u8", nginx.http_port),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_pushed_to_our_origin_is_readable_over_rtmp_and_hls() {
+    if !require("ffprobe") {
+        return;
+    }
+    let origin = start_origin(|_| {}).await;
+    push_then_probe_and_play(
+        "our origin",
+        format!("rtmp://{}/live/s", origin.rtmp_addr()),
+        format!("http://{}/live/s.m3u8", origin.http_addr()),
+    )
+    .await;
+    origin.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
