@@ -1,0 +1,96 @@
+//! Edge configuration, from the command line (clap) or a file (serde).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Longest time a negative (404) answer may be cached.
+pub const MAX_NEGATIVE_TTL: Duration = Duration::from_millis(500);
+
+/// Edge settings. Every field has a default; durations are milliseconds.
+#[derive(Debug, Clone, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Origin base URLs (e.g. http://127.0.0.1:8080), tried in order with failover.
+    #[arg(long = "origin", required = true)]
+    pub origins: Vec<String>,
+    /// Byte budget of the in-memory cache.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub cache_bytes: usize,
+    /// How long a media playlist stays fresh; without it the origin's max-age is used,
+    /// else half the playlist's target duration.
+    #[arg(long)]
+    pub playlist_fresh_ms: Option<u64>,
+    /// How long a 404 is cached (capped at 500 ms).
+    #[arg(long, default_value_t = 500)]
+    pub negative_ttl_ms: u64,
+    /// Query parameters that are part of the cache key (all others are ignored).
+    #[arg(long = "key-param")]
+    pub key_params: Vec<String>,
+    /// Period of origin health checks.
+    #[arg(long, default_value_t = 2000)]
+    pub health_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            origins: Vec::new(),
+            cache_bytes: 256 * 1024 * 1024,
+            playlist_fresh_ms: None,
+            negative_ttl_ms: 500,
+            key_params: Vec::new(),
+            health_interval_ms: 2000,
+        }
+    }
+}
+
+impl Config {
+    /// A config on an ephemeral loopback port in front of the given origins.
+    pub fn ephemeral(origins: Vec<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            origins,
+            ..Self::default()
+        }
+    }
+
+    /// The negative-answer TTL, capped at [`MAX_NEGATIVE_TTL`].
+    pub fn negative_ttl(&self) -> Duration {
+        Duration::from_millis(self.negative_ttl_ms).min(MAX_NEGATIVE_TTL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn command_line_defaults_and_repeated_origins() {
+        let cli = Cli::parse_from(["edge", "--origin", "http://a:1", "--origin", "http://b:2"]);
+        assert_eq!(cli.config.listen, SocketAddr::from(([127, 0, 0, 1], 8081)));
+        assert_eq!(cli.config.origins, ["http://a:1", "http://b:2"]);
+        assert_eq!(cli.config.negative_ttl(), MAX_NEGATIVE_TTL);
+    }
+
+    #[test]
+    fn negative_ttl_is_capped() {
+        let c = Config {
+            negative_ttl_ms: 5000,
+            ..Config::default()
+        };
+        assert_eq!(c.negative_ttl(), MAX_NEGATIVE_TTL);
+    }
+}

@@ -1,0 +1,314 @@
+//! The HTTP router: every origin path through the cache, plus `/metrics` and `/api/v1/cache`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::cache::{Cache, Object};
+use crate::coalesce::{Role, SingleFlight};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::{self, Freshness};
+use crate::upstream::Upstream;
+
+/// Longest accepted path and query, in bytes.
+pub const MAX_URI_BYTES: usize = 2048;
+
+/// Fetches each client request takes part in before it gives up on failing origins.
+const FETCH_ATTEMPTS: usize = 2;
+
+/// Shared state of every handler.
+pub struct Edge {
+    /// Settings.
+    pub config: Config,
+    /// Cached objects.
+    pub cache: Cache,
+    /// Fetches under way.
+    pub flight: Arc<SingleFlight<Arc<Object>>>,
+    /// The origins.
+    pub upstream: Upstream,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the router.
+pub fn router(edge: Arc<Edge>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/cache", get(cache_summary))
+        .fallback(serve)
+        .with_state(edge)
+}
+
+async fn metrics(State(edge): State<Arc<Edge>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        edge.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn cache_summary(State(edge): State<Arc<Edge>>) -> Response {
+    let origins: Vec<_> = edge
+        .upstream
+        .health()
+        .into_iter()
+        .map(|(url, healthy)| serde_json::json!({ "url": url, "healthy": healthy }))
+        .collect();
+    Json(serde_json::json!({
+        "cache": edge.cache.summary(),
+        "in_flight": edge.flight.in_flight(),
+        "origins": origins,
+    }))
+    .into_response()
+}
+
+/// The cache key: the path plus only the configured query parameters, in request order.
+pub fn cache_key(uri: &Uri, key_params: &[String]) -> String {
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !name.is_empty() && key_params.iter().any(|k| k == name)
+        })
+        .collect();
+    if kept.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    }
+}
+
+/// True if a path segment is `.` or `..`, also when percent-encoded.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| {
+        let s = s.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+async fn serve(
+    State(edge): State<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    }
+    let raw_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if raw_len > MAX_URI_BYTES {
+        return plain(StatusCode::URI_TOO_LONG, "URI too long\n");
+    }
+    if has_dot_segment(uri.path()) {
+        return plain(StatusCode::BAD_REQUEST, "dot segments are not allowed\n");
+    }
+    if uri.path().ends_with(".flv") {
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "HTTP-FLV is not served by this edge\n",
+        );
+    }
+    edge.metrics.requests.inc();
+    let key = cache_key(&uri, &edge.config.key_params);
+    let (object, x_cache) = match edge.cache.get(&key) {
+        Some(o) if o.is_fresh(Instant::now()) => {
+            edge.metrics.hits.inc();
+            (o, "HIT")
+        }
+        _ => {
+            let fetcher = edge.clone();
+            let (result, role) = edge
+                .flight
+                .run(&key, FETCH_ATTEMPTS, || {
+                    let edge = fetcher.clone();
+                    let key = key.clone();
+                    async move { fill(&edge, &key).await }
+                })
+                .await;
+            let x_cache = match role {
+                Role::Leader => {
+                    edge.metrics.misses.inc();
+                    "MISS"
+                }
+                Role::Follower => {
+                    edge.metrics.coalesced.inc();
+                    "COALESCED"
+                }
+            };
+            match result {
+                Ok(o) => (o, x_cache),
+                Err(e) => {
+                    tracing::warn!(%key, "no origin answered: {e}");
+                    return plain(StatusCode::BAD_GATEWAY, "no origin answered\n");
+                }
+            }
+        }
+    };
+    let response = respond(&object, x_cache, headers.get(header::RANGE));
+    if method == Method::GET {
+        let sent = response.headers().get(header::CONTENT_LENGTH);
+        let sent = sent
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        edge.metrics.egress_bytes.inc_by(sent.unwrap_or_default());
+    }
+    response
+}
+
+/// Fetches `key` from the origins and stores the answer if the policy allows.
+async fn fill(edge: &Edge, key: &str) -> Result<Arc<Object>, String> {
+    let fetched = edge.upstream.fetch(key).await?;
+    let now = Instant::now();
+    let path = key.split('?').next().unwrap_or_default();
+    let freshness = policy::freshness(
+        &edge.config,
+        path,
+        fetched.status,
+        fetched.cache_control.as_deref(),
+        &fetched.body,
+    );
+    let expires = match freshness {
+        Freshness::For(d) => Some(now + d),
+        Freshness::Immutable | Freshness::Uncacheable => None,
+    };
+    let object = Arc::new(Object {
+        status: fetched.status,
+        content_type: fetched.content_type,
+        cache_control: fetched.cache_control,
+        body: fetched.body,
+        fetched_at: now,
+        expires,
+    });
+    if freshness != Freshness::Uncacheable {
+        edge.cache.insert(key, object.clone());
+    }
+    Ok(object)
+}
+
+/// A single byte range resolved against a body length, or `Err` if unsatisfiable.
+/// `None` when the header is absent, malformed or asks for several ranges.
+fn byte_range(range: Option<&HeaderValue>, len: usize) -> Option<Result<(usize, usize), ()>> {
+    let spec = range?.to_str().ok()?.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = (start.trim(), end.trim());
+    let resolved = if start.is_empty() {
+        let n: usize = end.parse().ok()?;
+        if n == 0 {
+            return Some(Err(()));
+        }
+        (len.saturating_sub(n), len.checked_sub(1)?)
+    } else {
+        let s: usize = start.parse().ok()?;
+        let e = if end.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            end.parse::<usize>().ok()?.min(len.saturating_sub(1))
+        };
+        if s >= len || e < s {
+            return Some(Err(()));
+        }
+        (s, e)
+    };
+    Some(Ok(resolved))
+}
+
+fn respond(object: &Object, x_cache: &'static str, range: Option<&HeaderValue>) -> Response {
+    let len = object.body.len();
+    let status = StatusCode::from_u16(object.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = match (status == StatusCode::OK)
+        .then(|| byte_range(range, len))
+        .flatten()
+    {
+        Some(Ok((s, e))) => {
+            let mut r = (StatusCode::PARTIAL_CONTENT, object.body.slice(s..=e)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        Some(Err(())) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        None => (status, object.body.clone()).into_response(),
+    };
+    let h = response.headers_mut();
+    h.remove(header::CONTENT_TYPE);
+    let text = |s: &Option<String>| s.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+    if let Some(v) = text(&object.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = text(&object.cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert(
+        header::AGE,
+        HeaderValue::from(object.fetched_at.elapsed().as_secs()),
+    );
+    h.insert("x-cache", HeaderValue::from_static(x_cache));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_keeps_only_configured_params() {
+        let uri: Uri = "/live/s.m3u8?token=abc&bitrate=720&x=1".parse().unwrap();
+        assert_eq!(cache_key(&uri, &[]), "/live/s.m3u8");
+        assert_eq!(
+            cache_key(&uri, &["bitrate".into()]),
+            "/live/s.m3u8?bitrate=720"
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_detected() {
+        assert!(has_dot_segment("/live/../etc"));
+        assert!(has_dot_segment("/live/%2E%2e/etc"));
+        assert!(has_dot_segment("/./a"));
+        assert!(!has_dot_segment("/live/s..ts"));
+    }
+
+    #[test]
+    fn byte_ranges() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(byte_range(Some(&h("bytes=0-9")), 100), Some(Ok((0, 9))));
+        assert_eq!(byte_range(Some(&h("bytes=90-")), 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range(Some(&h("bytes=-10")), 100), Some(Ok((90, 99))));
+        assert_eq!(
+            byte_range(Some(&h("bytes=95-200")), 100),
+            Some(Ok((95, 99)))
+        );
+        assert_eq!(byte_range(Some(&h("bytes=100-")), 100), Some(Err(())));
+        assert_eq!(byte_range(Some(&h("bytes=0-1,5-6")), 100), None);
+        assert_eq!(byte_range(None, 100), None);
+    }
+}

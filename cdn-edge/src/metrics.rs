@@ -1,0 +1,96 @@
+//! Edge counters, exposed in Prometheus text format.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Every edge metric.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Client requests for cached paths.
+    pub requests: Counter,
+    /// Requests served from a fresh cached object.
+    pub hits: Counter,
+    /// Requests that started a back-origin fetch.
+    pub misses: Counter,
+    /// Requests that waited on a fetch started by another request.
+    pub coalesced: Counter,
+    /// Requests sent to origins (failover attempts count separately).
+    pub back_origin_requests: Counter,
+    /// Body bytes received from origins.
+    pub back_origin_bytes: Counter,
+    /// Body bytes sent to clients.
+    pub egress_bytes: Counter,
+    /// Egress bytes per back-origin byte.
+    pub fanout_ratio: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("livepulse_edge");
+        let m = Self {
+            registry: Registry::default(),
+            requests: Counter::default(),
+            hits: Counter::default(),
+            misses: Counter::default(),
+            coalesced: Counter::default(),
+            back_origin_requests: Counter::default(),
+            back_origin_bytes: Counter::default(),
+            egress_bytes: Counter::default(),
+            fanout_ratio: Gauge::default(),
+        };
+        let r = &mut registry;
+        r.register("requests", "Client requests", m.requests.clone());
+        r.register("hits", "Requests served from cache", m.hits.clone());
+        r.register(
+            "misses",
+            "Requests that fetched from origin",
+            m.misses.clone(),
+        );
+        r.register(
+            "coalesced",
+            "Requests that waited on another request's fetch",
+            m.coalesced.clone(),
+        );
+        r.register(
+            "back_origin_requests",
+            "Requests sent to origins",
+            m.back_origin_requests.clone(),
+        );
+        r.register(
+            "back_origin_bytes",
+            "Body bytes received from origins",
+            m.back_origin_bytes.clone(),
+        );
+        r.register(
+            "egress_bytes",
+            "Body bytes sent to clients",
+            m.egress_bytes.clone(),
+        );
+        r.register(
+            "fanout_ratio",
+            "Egress bytes per back-origin byte",
+            m.fanout_ratio.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Renders every metric in Prometheus text format.
+    pub fn render(&self) -> String {
+        let back = self.back_origin_bytes.get();
+        if back > 0 {
+            self.fanout_ratio
+                .set(self.egress_bytes.get() as f64 / back as f64);
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

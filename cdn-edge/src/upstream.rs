@@ -1,0 +1,147 @@
+//! The origins: fetches with failover on connect errors and 5xx, plus health checks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header;
+
+use crate::metrics::Metrics;
+
+/// One origin answer.
+#[derive(Debug)]
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type, if any.
+    pub content_type: Option<String>,
+    /// Cache-Control, if any.
+    pub cache_control: Option<String>,
+    /// The body.
+    pub body: Bytes,
+}
+
+struct Origin {
+    base: String,
+    healthy: AtomicBool,
+}
+
+/// The configured origins, in order of preference.
+pub struct Upstream {
+    origins: Vec<Origin>,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    /// Origins from base URLs such as `http://127.0.0.1:8080`; all start healthy.
+    pub fn new(bases: &[String], metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!bases.is_empty(), "at least one origin is required");
+        let origins = bases
+            .iter()
+            .map(|b| {
+                let url = reqwest::Url::parse(b)
+                    .map_err(|e| anyhow::anyhow!("origin {b:?} is not a URL: {e}"))?;
+                anyhow::ensure!(
+                    matches!(url.scheme(), "http" | "https"),
+                    "origin {b:?} is not http(s)"
+                );
+                Ok(Origin {
+                    base: b.trim_end_matches('/').to_string(),
+                    healthy: AtomicBool::new(true),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            origins,
+            client,
+            metrics,
+        })
+    }
+
+    /// Healthy origins first, each group in configured order.
+    fn preference(&self) -> impl Iterator<Item = &Origin> {
+        let healthy = |o: &&Origin| o.healthy.load(Ordering::Relaxed);
+        self.origins
+            .iter()
+            .filter(healthy)
+            .chain(self.origins.iter().filter(move |o| !healthy(o)))
+    }
+
+    /// GETs `path_and_query` from the first origin that connects and answers below 500.
+    /// If every origin answers 5xx the last such answer is returned; if none answers, an error.
+    pub async fn fetch(&self, path_and_query: &str) -> Result<Fetched, String> {
+        let mut last_err = String::from("no origin configured");
+        let mut last_5xx = None;
+        for origin in self.preference() {
+            let url = format!("{}{}", origin.base, path_and_query);
+            self.metrics.back_origin_requests.inc();
+            match self.get(&url).await {
+                Ok(f) if f.status < 500 => {
+                    origin.healthy.store(true, Ordering::Relaxed);
+                    return Ok(f);
+                }
+                Ok(f) => {
+                    tracing::warn!(%url, status = f.status, "origin error, failing over");
+                    origin.healthy.store(false, Ordering::Relaxed);
+                    last_5xx = Some(f);
+                }
+                Err(e) => {
+                    tracing::warn!(%url, "origin unreachable, failing over: {e}");
+                    origin.healthy.store(false, Ordering::Relaxed);
+                    last_err = format!("{url}: {e}");
+                }
+            }
+        }
+        last_5xx.ok_or(last_err)
+    }
+
+    async fn get(&self, url: &str) -> Result<Fetched, reqwest::Error> {
+        let r = self.client.get(url).send().await?;
+        let status = r.status().as_u16();
+        let text = |name| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = text(header::CONTENT_TYPE);
+        let cache_control = text(header::CACHE_CONTROL);
+        let body = r.bytes().await?;
+        self.metrics.back_origin_bytes.inc_by(body.len() as u64);
+        Ok(Fetched {
+            status,
+            content_type,
+            cache_control,
+            body,
+        })
+    }
+
+    /// Marks each origin healthy if it answers `/` below 500, unhealthy otherwise.
+    pub async fn check_health(&self) {
+        for origin in &self.origins {
+            let up = self
+                .client
+                .get(format!("{}/", origin.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() < 500);
+            origin.healthy.store(up, Ordering::Relaxed);
+        }
+    }
+
+    /// Origin base URLs with their health, for the cache summary.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.origins
+            .iter()
+            .map(|o| (o.base.clone(), o.healthy.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
