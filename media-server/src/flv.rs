@@ -37,7 +37,8 @@ impl FlvOut {
         }
         if !self.header_sent {
             self.header_sent = true;
-            return Some(Bytes::copy_from_slice(&flv::file_header(true, true)));
+            let (audio, video) = self.sub.tracks();
+            return Some(Bytes::copy_from_slice(&flv::file_header(audio, video)));
         }
         let frame: Frame = self.sub.recv().await?;
         let mut head = BytesMut::with_capacity(15);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Backoff, FlvLoop, PublishOptions, PublishStats, RtmpUrl};
+use crate::{Backoff, FlvLoop, MediaSource, PublishOptions, PublishStats, RtmpUrl};
 
 /// Options of `livepulse push`.
 #[derive(Debug, Args)]
@@ -21,17 +21,35 @@ pub struct PushArgs {
     /// Do not stamp wall-clock time into the video.
     #[arg(long)]
     pub no_stamp: bool,
+    /// Publish a live test pattern encoded with libx264 instead, e.g. `1280x720@30`.
+    #[cfg(feature = "transcode")]
+    #[arg(long, conflicts_with = "file")]
+    pub pattern: Option<String>,
+    /// Bitrate of the test pattern, e.g. `2500k`.
+    #[cfg(feature = "transcode")]
+    #[arg(long, default_value = "2500k", requires = "pattern")]
+    pub bitrate: String,
+}
+
+/// The source the arguments name: a pattern, a file, or the built-in sample.
+fn source(args: &PushArgs) -> anyhow::Result<Box<dyn MediaSource>> {
+    #[cfg(feature = "transcode")]
+    if let Some(size) = &args.pattern {
+        let spec = crate::pattern::PatternSpec::parse(size, &args.bitrate)?;
+        return Ok(Box::new(crate::pattern::PatternSource::start(spec)?));
+    }
+    Ok(Box::new(match &args.file {
+        Some(path) => FlvLoop::from_bytes(
+            &std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        )?,
+        None => FlvLoop::sample()?,
+    }))
 }
 
 /// Publishes until Ctrl-C, reconnecting on failure, printing progress to a terminal.
 pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     let url = RtmpUrl::parse(&args.url)?;
-    let mut source = match &args.file {
-        Some(path) => FlvLoop::from_bytes(
-            &std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
-        )?,
-        None => FlvLoop::sample()?,
-    };
+    let mut source = source(&args)?;
     let options = PublishOptions {
         stamp: !args.no_stamp,
     };
@@ -64,7 +82,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     eprintln!("publishing to {} (Ctrl-C to stop)", args.url);
     crate::run(
         &url,
-        &mut source,
+        source.as_mut(),
         &options,
         &Backoff::default(),
         &stop,
@@ -74,11 +92,8 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
     progress.abort();
     let s = stats.snapshot();
     eprintln!(
-        "\nstopped: {} frames, {} bytes, {} loops of the source, {} reconnects",
-        s.frames,
-        s.bytes,
-        source.loops(),
-        s.reconnects
+        "\nstopped: {} frames, {} bytes, {} reconnects",
+        s.frames, s.bytes, s.reconnects
     );
     Ok(())
 }

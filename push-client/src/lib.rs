@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod metadata;
 pub mod pace;
+#[cfg(feature = "transcode")]
+pub mod pattern;
 pub mod publish;
 pub mod reconnect;
 pub mod source;
@@ -13,6 +15,6 @@ pub mod url;
 
 pub use publish::{publish, PublishOptions};
 pub use reconnect::{run, Backoff};
-pub use source::{FlvLoop, MediaTag, TagKind, SAMPLE_FLV};
+pub use source::{FlvLoop, MediaSource, MediaTag, TagKind, SAMPLE_FLV};
 pub use stats::{PublishSnapshot, PublishState, PublishStats};
 pub use url::RtmpUrl;

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::pace::Pacer;
-use crate::source::{FlvLoop, MediaTag, TagKind};
+use crate::source::{MediaSource, MediaTag, TagKind};
 use crate::stamp::{unix_micros, Stamper};
 use crate::stats::{PublishState, PublishStats};
 use crate::url::RtmpUrl;
@@ -172,7 +172,7 @@ async fn handshake(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
 /// Publishes `source` to `url` in real time until `stop` fires or the connection fails.
 pub async fn publish(
     url: &RtmpUrl,
-    source: &mut FlvLoop,
+    source: &mut dyn MediaSource,
     options: &PublishOptions,
     stop: &CancellationToken,
     stats: &PublishStats,
@@ -223,7 +223,7 @@ pub async fn publish(
         matches!(e, ClientSessionEvent::PublishRequestAccepted)
     })
     .await?;
-    if let Some(meta) = source.metadata() {
+    if let Some(meta) = source.metadata().as_ref() {
         let r = conn
             .session
             .publish_metadata(meta)
@@ -232,8 +232,8 @@ pub async fn publish(
     }
     stats.set_state(PublishState::Publishing);
     let mut pacer = Pacer::new();
-    let first = source.next_keyframe();
-    for h in source.headers().to_vec() {
+    let first = source.next_keyframe()?;
+    for h in source.headers() {
         conn.send_tag(MediaTag {
             dts: first.dts,
             ..h
@@ -248,7 +248,7 @@ pub async fn publish(
             n = conn.socket.read(&mut conn.buf) => { conn.on_input(n?).await?; }
             _ = tokio::time::sleep_until(due) => {
                 conn.send_tag(tag).await?;
-                tag = source.next_tag();
+                tag = source.next_tag()?;
             }
         }
     }

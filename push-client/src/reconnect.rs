@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::publish::{publish, PublishOptions};
-use crate::source::FlvLoop;
+use crate::source::MediaSource;
 use crate::stats::{PublishState, PublishStats};
 use crate::url::RtmpUrl;
 
@@ -41,7 +41,7 @@ const STABLE: Duration = Duration::from_secs(10);
 /// Publishes until `stop`, reconnecting after every failure.
 pub async fn run(
     url: &RtmpUrl,
-    source: &mut FlvLoop,
+    source: &mut dyn MediaSource,
     options: &PublishOptions,
     backoff: &Backoff,
     stop: &CancellationToken,

@@ -31,6 +31,18 @@ pub struct MediaTag {
     pub payload: Bytes,
 }
 
+/// Where published media comes from.
+pub trait MediaSource: Send {
+    /// Sequence headers, sent once at the start of every publish session.
+    fn headers(&self) -> Vec<MediaTag>;
+    /// Stream metadata to announce, if any.
+    fn metadata(&self) -> Option<StreamMetadata>;
+    /// The next media message; timestamps never go back.
+    fn next_tag(&mut self) -> anyhow::Result<MediaTag>;
+    /// Skips to the next video keyframe and returns it (the next message for audio-only media).
+    fn next_keyframe(&mut self) -> anyhow::Result<MediaTag>;
+}
+
 /// Plays an FLV file forever: sequence headers once, then media with timestamps that keep
 /// growing across the loop point.
 #[derive(Debug, Clone)]
@@ -112,16 +124,6 @@ impl FlvLoop {
         })
     }
 
-    /// Sequence headers, to send once before media.
-    pub fn headers(&self) -> &[MediaTag] {
-        &self.headers
-    }
-
-    /// Metadata from the file's `onMetaData`, if any.
-    pub fn metadata(&self) -> Option<&StreamMetadata> {
-        self.metadata.as_ref()
-    }
-
     /// Length of one loop in ms.
     pub fn loop_len(&self) -> u64 {
         self.loop_len
@@ -132,19 +134,8 @@ impl FlvLoop {
         self.loops
     }
 
-    /// Skips to the next video keyframe and returns it (the next message for audio-only files).
-    pub fn next_keyframe(&mut self) -> MediaTag {
-        let has_video = self.media.iter().any(|t| t.kind == TagKind::Video);
-        loop {
-            let tag = self.next_tag();
-            if !has_video || (tag.kind == TagKind::Video && tag.key) {
-                return tag;
-            }
-        }
-    }
-
     /// The next media message, forever.
-    pub fn next_tag(&mut self) -> MediaTag {
+    pub fn next_media(&mut self) -> MediaTag {
         if self.next >= self.media.len() {
             self.next = 0;
             self.loops += 1;
@@ -153,6 +144,30 @@ impl FlvLoop {
         self.next += 1;
         tag.dts += self.loops * self.loop_len;
         tag
+    }
+}
+
+impl MediaSource for FlvLoop {
+    fn headers(&self) -> Vec<MediaTag> {
+        self.headers.clone()
+    }
+
+    fn metadata(&self) -> Option<StreamMetadata> {
+        self.metadata.clone()
+    }
+
+    fn next_tag(&mut self) -> anyhow::Result<MediaTag> {
+        Ok(self.next_media())
+    }
+
+    fn next_keyframe(&mut self) -> anyhow::Result<MediaTag> {
+        let has_video = self.media.iter().any(|t| t.kind == TagKind::Video);
+        loop {
+            let tag = self.next_media();
+            if !has_video || (tag.kind == TagKind::Video && tag.key) {
+                return Ok(tag);
+            }
+        }
     }
 }
 
@@ -174,13 +189,13 @@ mod tests {
     #[test]
     fn sample_loops_with_monotonic_timestamps() {
         let mut src = FlvLoop::sample().expect("sample parses");
-        assert_eq!(src.headers().len(), 2, "AVC and AAC sequence headers");
-        assert!(src.metadata().is_some());
+        assert_eq!(src.headers.len(), 2, "AVC and AAC sequence headers");
+        assert!(src.metadata.is_some());
         let per_loop = src.media.len();
         let mut last_video = None;
         let mut first_is_key = false;
         for i in 0..per_loop * 3 + 5 {
-            let t = src.next_tag();
+            let t = src.next_media();
             if i == 0 {
                 first_is_key = t.key;
             }

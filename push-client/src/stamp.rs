@@ -74,14 +74,14 @@ impl Stamper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::FlvLoop;
+    use crate::source::{FlvLoop, MediaSource};
 
     #[test]
     fn every_sample_frame_carries_a_readable_stamp() {
         let mut src = FlvLoop::sample().expect("sample");
         let mut stamper = Stamper::new();
         let mut size = None;
-        for h in src.headers().to_vec() {
+        for h in src.headers() {
             if h.kind == TagKind::Video {
                 let cfg =
                     AvcConfig::parse(&h.payload[flv::VIDEO_HEADER_LEN..]).expect("avc config");
@@ -92,7 +92,7 @@ mod tests {
         let size = size.expect("sample has an AVC header");
         let mut video = 0;
         for i in 0..400u64 {
-            let tag = src.next_tag();
+            let tag = src.next_tag().expect("sample loops");
             let original = tag.payload.clone();
             let out = stamper.stamp(tag, 1_700_000_000_000_000 + i);
             if out.kind == TagKind::Video {

@@ -180,3 +180,57 @@ async fn pusher_reconnects_by_itself_after_an_origin_restart() {
     stop.cancel();
     restarted.shutdown().await;
 }
+
+#[cfg(feature = "transcode")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libx264_test_pattern_publishes_at_the_chosen_resolution() {
+    if !require("ffprobe") {
+        return;
+    }
+    use push_client::pattern::{PatternSource, PatternSpec};
+    let origin = start_origin(|_| {}).await;
+    let url = RtmpUrl::parse(&format!("rtmp://{}/live/pattern", origin.rtmp_addr())).expect("url");
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let spec = PatternSpec::parse("480x272@25", "400k").expect("spec");
+    tokio::spawn(async move {
+        let mut source = PatternSource::start(spec).expect("encoder starts");
+        let stats = PublishStats::default();
+        let _ = push_client::publish(
+            &url,
+            &mut source,
+            &PublishOptions::default(),
+            &token,
+            &stats,
+        )
+        .await;
+    });
+    let flv = format!("http://{}/live/pattern.flv", origin.http_addr());
+    let live = wait_for(Duration::from_secs(15), || async {
+        origin
+            .hub()
+            .stats()
+            .into_iter()
+            .find(|s| s.key == "live/pattern" && s.gop_frames > 0)
+    })
+    .await;
+    let stats = live.expect("pattern went live");
+    assert_eq!(
+        (stats.media.width, stats.media.height),
+        (Some(480), Some(272))
+    );
+    let probe = tokio::task::spawn_blocking(move || ffprobe_streams(&flv))
+        .await
+        .expect("probe task");
+    assert_eq!(
+        codecs(&probe),
+        vec![("h264".to_string(), Some(480), Some(272))]
+    );
+    let summary = play_for(&format!("rtmp://{}/live/pattern", origin.rtmp_addr()), 3).await;
+    assert!(
+        summary.video_frames > 40 && summary.latency.samples > 0,
+        "{summary:?}"
+    );
+    stop.cancel();
+    origin.shutdown().await;
+}

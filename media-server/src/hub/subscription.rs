@@ -32,6 +32,16 @@ impl Subscription {
         self.stream.key()
     }
 
+    /// Whether the stream carries (audio, video), from its sequence headers; both are assumed
+    /// while neither is known yet.
+    pub fn tracks(&self) -> (bool, bool) {
+        let state = self.stream.state.lock();
+        match (state.audio_header.is_some(), state.video_header.is_some()) {
+            (false, false) => (true, true),
+            known => known,
+        }
+    }
+
     /// The stream's current metadata.
     pub fn metadata(&self) -> Option<Arc<StreamMetadata>> {
         self.stream.metadata()
