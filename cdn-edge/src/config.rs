@@ -31,6 +31,9 @@ pub struct Config {
     /// Query parameters that are part of the cache key (all others are ignored).
     #[arg(long = "key-param")]
     pub key_params: Vec<String>,
+    /// How long an HTTP-FLV upstream stays open after its last viewer leaves.
+    #[arg(long, default_value_t = 2000)]
+    pub flv_linger_ms: u64,
     /// Period of origin health checks.
     #[arg(long, default_value_t = 2000)]
     pub health_interval_ms: u64,
@@ -45,6 +48,7 @@ impl Default for Config {
             playlist_fresh_ms: None,
             negative_ttl_ms: 500,
             key_params: Vec::new(),
+            flv_linger_ms: 2000,
             health_interval_ms: 2000,
         }
     }

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use crate::cache::{Cache, Object};
 use crate::coalesce::{Role, SingleFlight};
 use crate::config::Config;
+use crate::flv_fanout::FlvFanout;
 use crate::metrics::Metrics;
 use crate::policy::{self, Freshness};
 use crate::upstream::Upstream;
@@ -31,7 +32,9 @@ pub struct Edge {
     /// Fetches under way.
     pub flight: Arc<SingleFlight<Arc<Object>>>,
     /// The origins.
-    pub upstream: Upstream,
+    pub upstream: Arc<Upstream>,
+    /// HTTP-FLV streams relayed from the origins.
+    pub flv: Arc<FlvFanout>,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
@@ -66,6 +69,7 @@ async fn cache_summary(State(edge): State<Arc<Edge>>) -> Response {
     Json(serde_json::json!({
         "cache": edge.cache.summary(),
         "in_flight": edge.flight.in_flight(),
+        "flv_upstreams": edge.flv.upstreams(),
         "origins": origins,
     }))
     .into_response()
@@ -117,14 +121,11 @@ async fn serve(
     if has_dot_segment(uri.path()) {
         return plain(StatusCode::BAD_REQUEST, "dot segments are not allowed\n");
     }
-    if uri.path().ends_with(".flv") {
-        return plain(
-            StatusCode::NOT_IMPLEMENTED,
-            "HTTP-FLV is not served by this edge\n",
-        );
-    }
     edge.metrics.requests.inc();
     let key = cache_key(&uri, &edge.config.key_params);
+    if uri.path().ends_with(".flv") {
+        return edge.flv.play(&key).await;
+    }
     let (object, x_cache) = match edge.cache.get(&key) {
         Some(o) if o.is_fresh(Instant::now()) => {
             edge.metrics.hits.inc();

@@ -1,8 +1,10 @@
-//! Caching HTTP edge for live HLS: one back-origin fetch per object however many viewers ask.
+//! Caching HTTP edge for live HLS and HTTP-FLV: one back-origin fetch per object and one
+//! origin connection per FLV stream, however many viewers ask.
 
 pub mod cache;
 pub mod coalesce;
 pub mod config;
+pub mod flv_fanout;
 pub mod http;
 pub mod metrics;
 pub mod policy;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::flv_fanout::FlvFanout;
 use crate::http::{self, Edge};
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
@@ -32,7 +33,12 @@ impl Server {
     /// Binds the listener and starts serving and health-checking the origins.
     pub async fn bind(config: Config) -> anyhow::Result<Running> {
         let metrics = Arc::new(Metrics::default());
-        let upstream = Upstream::new(&config.origins, metrics.clone())?;
+        let upstream = Arc::new(Upstream::new(&config.origins, metrics.clone())?);
+        let flv = FlvFanout::new(
+            upstream.clone(),
+            metrics.clone(),
+            Duration::from_millis(config.flv_linger_ms),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("binding HTTP on {}: {e}", config.listen))?;
@@ -42,6 +48,7 @@ impl Server {
             cache: Cache::new(config.cache_bytes),
             flight: Arc::default(),
             upstream,
+            flv,
             metrics,
             config,
         });

@@ -31,6 +31,7 @@ struct Origin {
 pub struct Upstream {
     origins: Vec<Origin>,
     client: reqwest::Client,
+    stream_client: reqwest::Client,
     metrics: Arc<Metrics>,
 }
 
@@ -58,9 +59,15 @@ impl Upstream {
             .timeout(Duration::from_secs(15))
             .tcp_nodelay(true)
             .build()?;
+        let stream_client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .read_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()?;
         Ok(Self {
             origins,
             client,
+            stream_client,
             metrics,
         })
     }
@@ -100,6 +107,27 @@ impl Upstream {
             }
         }
         last_5xx.ok_or(last_err)
+    }
+
+    /// Opens a long-lived GET (HTTP-FLV) on the first origin that connects and answers
+    /// below 500; the body is left to the caller.
+    pub async fn open(&self, path: &str) -> Result<reqwest::Response, String> {
+        let mut last_err = String::from("no origin configured");
+        for origin in self.preference() {
+            let url = format!("{}{}", origin.base, path);
+            self.metrics.back_origin_requests.inc();
+            match self.stream_client.get(&url).send().await {
+                Ok(r) if r.status().as_u16() < 500 => {
+                    origin.healthy.store(true, Ordering::Relaxed);
+                    return Ok(r);
+                }
+                Ok(r) => last_err = format!("{url}: {}", r.status()),
+                Err(e) => last_err = format!("{url}: {e}"),
+            }
+            tracing::warn!("origin stream failed, failing over: {last_err}");
+            origin.healthy.store(false, Ordering::Relaxed);
+        }
+        Err(last_err)
     }
 
     async fn get(&self, url: &str) -> Result<Fetched, reqwest::Error> {
