@@ -172,8 +172,12 @@ async fn serve(
 }
 
 /// Fetches `key` from the origins and stores the answer if the policy allows.
+/// A 5xx from every origin is a failed fetch, so one waiter retries it.
 async fn fill(edge: &Edge, key: &str) -> Result<Arc<Object>, String> {
     let fetched = edge.upstream.fetch(key).await?;
+    if fetched.status >= 500 {
+        return Err(format!("every origin answered {}", fetched.status));
+    }
     let now = Instant::now();
     let path = key.split('?').next().unwrap_or_default();
     let freshness = policy::freshness(

@@ -1,0 +1,181 @@
+//! cdn-edge request coalescing against a scripted origin: a slow fetch, a failing fetch and
+//! an uncacheable answer each cost one origin request however many clients wait.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+
+/// Requests the scripted origin received, by path.
+#[derive(Default)]
+struct Counts {
+    slow: AtomicUsize,
+    flaky: AtomicUsize,
+    private: AtomicUsize,
+}
+
+const BODY_LEN: usize = 100_000;
+
+fn body(seed: u8) -> Vec<u8> {
+    (0..BODY_LEN)
+        .map(|i| (i as u8).wrapping_mul(seed))
+        .collect()
+}
+
+/// An origin whose `/slow.ts` takes 1.5 s, whose `/flaky.ts` fails its first request with
+/// a 503 after 300 ms, and whose `/private.ts` is `no-store` and takes 1.5 s.
+async fn scripted_origin(counts: Arc<Counts>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (slow, flaky, private) = (counts.clone(), counts.clone(), counts);
+    let app = axum::Router::new()
+        .route(
+            "/slow.ts",
+            axum::routing::get(move || async move {
+                slow.slow.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                body(3).into_response()
+            }),
+        )
+        .route(
+            "/flaky.ts",
+            axum::routing::get(move || async move {
+                let n = flaky.flaky.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if n == 0 {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    body(5).into_response()
+                }
+            }),
+        )
+        .route(
+            "/private.ts",
+            axum::routing::get(move || async move {
+                private.private.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                ([(header::CACHE_CONTROL, "no-store")], body(7)).into_response()
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+/// Sends `n` concurrent GETs and returns (status, X-Cache, body) for each.
+async fn burst(url: &str, n: usize) -> Vec<(u16, String, bytes::Bytes)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(n)
+        .build()
+        .expect("client");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, url) = (client.clone(), url.to_string());
+        tasks.spawn(async move {
+            let r = client.get(&url).send().await.expect("edge answers");
+            let status = r.status().as_u16();
+            let x_cache = r
+                .headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (status, x_cache, r.bytes().await.expect("body"))
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.expect("request task"));
+    }
+    out
+}
+
+fn count(results: &[(u16, String, bytes::Bytes)], x_cache: &str) -> usize {
+    results.iter().filter(|r| r.1 == x_cache).count()
+}
+
+async fn start(origin: SocketAddr) -> cdn_edge::Running {
+    let mut config = cdn_edge::Config::ephemeral(vec![format!("http://{origin}")]);
+    config.health_interval_ms = 60_000;
+    cdn_edge::Server::bind(config).await.expect("edge starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_is_shared_by_every_waiter() {
+    let counts = Arc::new(Counts::default());
+    let (origin, origin_task) = scripted_origin(counts.clone()).await;
+    let edge = start(origin).await;
+    let results = burst(&format!("http://{}/slow.ts", edge.http_addr()), 500).await;
+    let expected = body(3);
+    assert!(results.iter().all(|r| r.0 == 200 && r.2 == expected));
+    let origin_requests = counts.slow.load(Ordering::SeqCst);
+    eprintln!(
+        "500 requests during a 1.5 s origin fetch: origin requests {origin_requests}, MISS {}, COALESCED {}, HIT {}",
+        count(&results, "MISS"),
+        count(&results, "COALESCED"),
+        count(&results, "HIT")
+    );
+    assert_eq!(origin_requests, 1);
+    assert_eq!(count(&results, "MISS"), 1);
+    assert!(
+        count(&results, "COALESCED") > 400,
+        "most arrive during the fetch"
+    );
+    edge.shutdown().await;
+    origin_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fetch_is_retried_by_one_waiter_not_all() {
+    let counts = Arc::new(Counts::default());
+    let (origin, origin_task) = scripted_origin(counts.clone()).await;
+    let edge = start(origin).await;
+    let results = burst(&format!("http://{}/flaky.ts", edge.http_addr()), 300).await;
+    let expected = body(5);
+    let ok = results
+        .iter()
+        .filter(|r| r.0 == 200 && r.2 == expected)
+        .count();
+    let origin_requests = counts.flaky.load(Ordering::SeqCst);
+    eprintln!(
+        "300 requests, first origin answer 503: origin requests {origin_requests}, served {ok}"
+    );
+    assert_eq!(origin_requests, 2, "one failed fetch, one retry");
+    assert_eq!(ok, 300);
+    edge.shutdown().await;
+    origin_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncacheable_answer_is_shared_by_its_waiters_but_not_stored() {
+    let counts = Arc::new(Counts::default());
+    let (origin, origin_task) = scripted_origin(counts.clone()).await;
+    let edge = start(origin).await;
+    let url = format!("http://{}/private.ts", edge.http_addr());
+    let results = burst(&url, 300).await;
+    let expected = body(7);
+    assert!(results.iter().all(|r| r.0 == 200 && r.2 == expected));
+    assert_eq!(
+        count(&results, "HIT"),
+        0,
+        "no-store is never served from cache"
+    );
+    let during = counts.private.load(Ordering::SeqCst);
+    let again = burst(&url, 1).await;
+    assert_eq!(again[0].1, "MISS");
+    let after = counts.private.load(Ordering::SeqCst);
+    eprintln!(
+        "300 concurrent no-store requests: origin requests {during}; one more later: {after}"
+    );
+    // Requests arriving after the shared answer was handed out start a new fetch.
+    assert!(during <= 3, "{during} origin requests for 300 waiters");
+    assert_eq!(after, during + 1);
+    edge.shutdown().await;
+    origin_task.abort();
+}
