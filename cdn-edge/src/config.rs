@@ -28,7 +28,8 @@ pub struct Config {
     /// How long a 404 is cached (capped at 500 ms).
     #[arg(long, default_value_t = 500)]
     pub negative_ttl_ms: u64,
-    /// Query parameters that are part of the cache key (all others are ignored).
+    /// Query parameters that are part of the cache key and forwarded to the origin;
+    /// all others are dropped.
     #[arg(long = "key-param")]
     pub key_params: Vec<String>,
     /// How long an HTTP-FLV upstream stays open after its last viewer leaves.
