@@ -82,6 +82,13 @@ impl FlvFanout {
         self.channels.lock().len()
     }
 
+    /// Closes every upstream and ends every viewer's stream.
+    pub fn close_all(&self) {
+        for (_, channel) in self.channels.lock().drain() {
+            channel.stop.cancel();
+        }
+    }
+
     /// `GET /{app}/{stream}.flv` through the shared upstream.
     pub async fn play(self: &Arc<Self>, path: &str) -> Response {
         let channel = self.join(path);

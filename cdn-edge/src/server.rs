@@ -25,6 +25,7 @@ pub struct Server;
 /// A started edge: its bound address and a way to stop it.
 pub struct Running {
     http_addr: SocketAddr,
+    flv: Arc<FlvFanout>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -48,7 +49,7 @@ impl Server {
             cache: Cache::new(config.cache_bytes),
             flight: Arc::default(),
             upstream,
-            flv,
+            flv: flv.clone(),
             metrics,
             config,
         });
@@ -84,6 +85,7 @@ impl Server {
         tracing::info!(%http_addr, "edge listening");
         Ok(Running {
             http_addr,
+            flv,
             shutdown,
             tasks,
         })
@@ -96,9 +98,10 @@ impl Running {
         self.http_addr
     }
 
-    /// Stops accepting and waits for the server tasks.
+    /// Stops accepting, ends every HTTP-FLV viewer and waits for the server tasks.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        self.flv.close_all();
         for mut task in self.tasks {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await

@@ -112,7 +112,20 @@ async fn many_flv_viewers_share_one_origin_connection() {
     let (status, _) = get(&format!("http://{}/live/nosuch.flv", edge.http_addr())).await;
     assert_eq!(status, 404);
 
+    let mut still_playing = client.get(&url).send().await.expect("edge answers");
+    assert!(still_playing.chunk().await.expect("stream").is_some());
+    let started = std::time::Instant::now();
     edge.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown with a viewer took {took:?}"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(_)) = still_playing.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the viewer's stream ends at shutdown");
     stop.cancel();
     let _ = pusher.await;
     origin.shutdown().await;
