@@ -7,8 +7,32 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::body::Growing;
+
+/// An object's body: complete, or still arriving from the origin.
+pub enum Body {
+    /// All bytes are here.
+    Complete(Bytes),
+    /// Bytes are arriving; `length` is the origin's Content-Length if it sent one.
+    Arriving {
+        /// Announced length.
+        length: Option<u64>,
+        /// The shared, growing body.
+        growing: Arc<Growing>,
+    },
+}
+
+impl Body {
+    /// Bytes held so far for a complete body; 0 while arriving.
+    pub fn stored_len(&self) -> usize {
+        match self {
+            Body::Complete(b) => b.len(),
+            Body::Arriving { .. } => 0,
+        }
+    }
+}
+
 /// One origin response as the edge keeps and serves it.
-#[derive(Debug)]
 pub struct Object {
     /// HTTP status from the origin.
     pub status: u16,
@@ -17,7 +41,7 @@ pub struct Object {
     /// The origin's Cache-Control, passed through to clients.
     pub cache_control: Option<String>,
     /// The body.
-    pub body: Bytes,
+    pub body: Body,
     /// When the edge received it.
     pub fetched_at: Instant,
     /// When it stops being fresh; `None` means fresh until evicted.
@@ -32,7 +56,7 @@ impl Object {
 
     /// Bytes charged against the cache budget.
     pub fn cost(&self, key: &str) -> usize {
-        self.body.len() + key.len() + 256
+        self.body.stored_len() + key.len() + 256
     }
 }
 
@@ -141,7 +165,7 @@ mod tests {
             status: 200,
             content_type: None,
             cache_control: None,
-            body: Bytes::from(vec![0; len]),
+            body: Body::Complete(Bytes::from(vec![0; len])),
             fetched_at: Instant::now(),
             expires: None,
         })

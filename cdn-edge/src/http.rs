@@ -1,5 +1,6 @@
 //! The HTTP router: every origin path through the cache, plus `/metrics` and `/api/v1/cache`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,8 +9,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
+use parking_lot::Mutex;
 
-use crate::cache::{Cache, Object};
+use crate::body::{FinishOnDrop, Growing};
+use crate::cache::{Body, Cache, Object};
 use crate::coalesce::{Role, SingleFlight};
 use crate::config::Config;
 use crate::flv_fanout::FlvFanout;
@@ -29,8 +33,10 @@ pub struct Edge {
     pub config: Config,
     /// Cached objects.
     pub cache: Cache,
-    /// Fetches under way.
+    /// Fetches under way, until the origin's headers arrive.
     pub flight: Arc<SingleFlight<Arc<Object>>>,
+    /// Objects whose body is still arriving, shared with every request for them.
+    pub arriving: Mutex<HashMap<String, Arc<Object>>>,
     /// The origins.
     pub upstream: Arc<Upstream>,
     /// HTTP-FLV streams relayed from the origins.
@@ -126,12 +132,18 @@ async fn serve(
     if uri.path().ends_with(".flv") {
         return edge.flv.play(&key).await;
     }
-    let (object, x_cache) = match edge.cache.get(&key) {
-        Some(o) if o.is_fresh(Instant::now()) => {
+    let cached = edge.cache.get(&key).filter(|o| o.is_fresh(Instant::now()));
+    let arriving = || edge.arriving.lock().get(&key).cloned();
+    let (object, x_cache) = match cached {
+        Some(o) => {
             edge.metrics.hits.inc();
             (o, "HIT")
         }
-        _ => {
+        None if let Some(o) = arriving() => {
+            edge.metrics.coalesced.inc();
+            (o, "COALESCED")
+        }
+        None => {
             let fetcher = edge.clone();
             let (result, role) = edge
                 .flight
@@ -160,49 +172,112 @@ async fn serve(
             }
         }
     };
-    let response = respond(&object, x_cache, headers.get(header::RANGE));
-    if method == Method::GET {
-        let sent = response.headers().get(header::CONTENT_LENGTH);
-        let sent = sent
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        edge.metrics.egress_bytes.inc_by(sent.unwrap_or_default());
-    }
-    response
+    respond(
+        &object,
+        x_cache,
+        headers.get(header::RANGE),
+        (method == Method::GET).then_some(&edge.metrics),
+    )
+    .await
 }
 
-/// Fetches `key` from the origins and stores the answer if the policy allows.
-/// A 5xx from every origin is a failed fetch, so one waiter retries it.
-async fn fill(edge: &Edge, key: &str) -> Result<Arc<Object>, String> {
+/// Fetches `key` from the origins. Playlists and non-200 answers are read whole and
+/// stored if the policy allows; other bodies are handed out as they arrive and stored
+/// once complete.
+async fn fill(edge: &Arc<Edge>, key: &str) -> Result<Arc<Object>, String> {
     let fetched = edge.upstream.fetch(key).await?;
-    if fetched.status >= 500 {
-        return Err(format!("every origin answered {}", fetched.status));
-    }
     let now = Instant::now();
+    let path = key.split('?').next().unwrap_or_default();
+    let meta = Meta {
+        status: fetched.status,
+        content_type: fetched.content_type,
+        cache_control: fetched.cache_control,
+        fetched_at: now,
+    };
+    if fetched.status != 200 || path.ends_with(".m3u8") {
+        let body = fetched.response.bytes().await.map_err(|e| e.to_string())?;
+        edge.metrics.back_origin_bytes.inc_by(body.len() as u64);
+        return Ok(store(edge, key, meta, body));
+    }
+    let growing = Growing::new();
+    let object = Arc::new(Object {
+        status: meta.status,
+        content_type: meta.content_type.clone(),
+        cache_control: meta.cache_control.clone(),
+        body: Body::Arriving {
+            length: fetched.content_length,
+            growing: growing.clone(),
+        },
+        fetched_at: now,
+        expires: None,
+    });
+    edge.arriving.lock().insert(key.to_string(), object.clone());
+    let (edge, key, shared) = (edge.clone(), key.to_string(), object.clone());
+    let mut response = fetched.response;
+    tokio::spawn(async move {
+        let finish = FinishOnDrop(growing.clone());
+        loop {
+            match response.chunk().await {
+                Ok(Some(c)) => {
+                    edge.metrics.back_origin_bytes.inc_by(c.len() as u64);
+                    growing.push(c);
+                }
+                Ok(None) => {
+                    growing.finish(true);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%key, "origin body broke: {e}");
+                    break;
+                }
+            }
+        }
+        drop(finish);
+        if let Some(body) = growing.complete().await {
+            store(&edge, &key, meta, body);
+        }
+        let mut arriving = edge.arriving.lock();
+        if arriving.get(&key).is_some_and(|o| Arc::ptr_eq(o, &shared)) {
+            arriving.remove(&key);
+        }
+    });
+    Ok(object)
+}
+
+/// An origin answer's status and headers.
+struct Meta {
+    status: u16,
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    fetched_at: Instant,
+}
+
+/// A complete object, stored in the cache if the policy allows.
+fn store(edge: &Edge, key: &str, meta: Meta, body: bytes::Bytes) -> Arc<Object> {
     let path = key.split('?').next().unwrap_or_default();
     let freshness = policy::freshness(
         &edge.config,
         path,
-        fetched.status,
-        fetched.cache_control.as_deref(),
-        &fetched.body,
+        meta.status,
+        meta.cache_control.as_deref(),
+        &body,
     );
     let expires = match freshness {
-        Freshness::For(d) => Some(now + d),
+        Freshness::For(d) => Some(meta.fetched_at + d),
         Freshness::Immutable | Freshness::Uncacheable => None,
     };
     let object = Arc::new(Object {
-        status: fetched.status,
-        content_type: fetched.content_type,
-        cache_control: fetched.cache_control,
-        body: fetched.body,
-        fetched_at: now,
+        status: meta.status,
+        content_type: meta.content_type,
+        cache_control: meta.cache_control,
+        body: Body::Complete(body),
+        fetched_at: meta.fetched_at,
         expires,
     });
     if freshness != Freshness::Uncacheable {
         edge.cache.insert(key, object.clone());
     }
-    Ok(object)
+    object
 }
 
 /// A single byte range resolved against a body length, or `Err` if unsatisfiable.
@@ -235,15 +310,42 @@ fn byte_range(range: Option<&HeaderValue>, len: usize) -> Option<Result<(usize, 
     Some(Ok(resolved))
 }
 
-fn respond(object: &Object, x_cache: &'static str, range: Option<&HeaderValue>) -> Response {
-    let len = object.body.len();
+/// The response for `object`; counts egress bytes into `egress` if given (GET, not HEAD).
+async fn respond(
+    object: &Object,
+    x_cache: &'static str,
+    range: Option<&HeaderValue>,
+    egress: Option<&Arc<Metrics>>,
+) -> Response {
     let status = StatusCode::from_u16(object.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = match (status == StatusCode::OK)
+    let body = match &object.body {
+        Body::Complete(b) => b.clone(),
+        Body::Arriving { length, growing } if range.is_none() => {
+            let metrics = egress.cloned();
+            let stream = growing.stream().inspect(move |c| {
+                if let (Some(m), Ok(c)) = (&metrics, c) {
+                    m.egress_bytes.inc_by(c.len() as u64);
+                }
+            });
+            let mut r = (status, axum::body::Body::from_stream(stream)).into_response();
+            if let Some(n) = length {
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(*n));
+            }
+            return decorate(r, object, x_cache);
+        }
+        Body::Arriving { growing, .. } => match growing.complete().await {
+            Some(b) => b,
+            None => return plain(StatusCode::BAD_GATEWAY, "origin body broke\n"),
+        },
+    };
+    let len = body.len();
+    let response = match (status == StatusCode::OK)
         .then(|| byte_range(range, len))
         .flatten()
     {
         Some(Ok((s, e))) => {
-            let mut r = (StatusCode::PARTIAL_CONTENT, object.body.slice(s..=e)).into_response();
+            let mut r = (StatusCode::PARTIAL_CONTENT, body.slice(s..=e)).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")) {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }
@@ -256,8 +358,21 @@ fn respond(object: &Object, x_cache: &'static str, range: Option<&HeaderValue>) 
             }
             r
         }
-        None => (status, object.body.clone()).into_response(),
+        None => (status, body).into_response(),
     };
+    if let Some(m) = egress {
+        let sent = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        m.egress_bytes.inc_by(sent.unwrap_or_default());
+    }
+    decorate(response, object, x_cache)
+}
+
+/// Adds the object's headers and the edge's own to a response.
+fn decorate(mut response: Response, object: &Object, x_cache: &'static str) -> Response {
     let h = response.headers_mut();
     h.remove(header::CONTENT_TYPE);
     let text = |s: &Option<String>| s.as_deref().and_then(|v| HeaderValue::from_str(v).ok());

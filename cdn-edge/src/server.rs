@@ -48,6 +48,7 @@ impl Server {
         let edge = Arc::new(Edge {
             cache: Cache::new(config.cache_bytes),
             flight: Arc::default(),
+            arriving: Default::default(),
             upstream,
             flv: flv.clone(),
             metrics,

@@ -4,12 +4,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use reqwest::header;
 
 use crate::metrics::Metrics;
 
-/// One origin answer.
+/// One origin answer whose body is still to be read.
 #[derive(Debug)]
 pub struct Fetched {
     /// HTTP status.
@@ -18,8 +17,10 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// Cache-Control, if any.
     pub cache_control: Option<String>,
-    /// The body.
-    pub body: Bytes,
+    /// Content-Length, if any.
+    pub content_length: Option<u64>,
+    /// The response, for its body.
+    pub response: reqwest::Response,
 }
 
 struct Origin {
@@ -81,11 +82,10 @@ impl Upstream {
             .chain(self.origins.iter().filter(move |o| !healthy(o)))
     }
 
-    /// GETs `path_and_query` from the first origin that connects and answers below 500.
-    /// If every origin answers 5xx the last such answer is returned; if none answers, an error.
+    /// GETs `path_and_query` from the first origin that connects and answers below 500;
+    /// an error if every origin fails to connect or answers 5xx.
     pub async fn fetch(&self, path_and_query: &str) -> Result<Fetched, String> {
         let mut last_err = String::from("no origin configured");
-        let mut last_5xx = None;
         for origin in self.preference() {
             let url = format!("{}{}", origin.base, path_and_query);
             self.metrics.back_origin_requests.inc();
@@ -94,19 +94,13 @@ impl Upstream {
                     origin.healthy.store(true, Ordering::Relaxed);
                     return Ok(f);
                 }
-                Ok(f) => {
-                    tracing::warn!(%url, status = f.status, "origin error, failing over");
-                    origin.healthy.store(false, Ordering::Relaxed);
-                    last_5xx = Some(f);
-                }
-                Err(e) => {
-                    tracing::warn!(%url, "origin unreachable, failing over: {e}");
-                    origin.healthy.store(false, Ordering::Relaxed);
-                    last_err = format!("{url}: {e}");
-                }
+                Ok(f) => last_err = format!("{url}: status {}", f.status),
+                Err(e) => last_err = format!("{url}: {e}"),
             }
+            tracing::warn!("origin failed, failing over: {last_err}");
+            origin.healthy.store(false, Ordering::Relaxed);
         }
-        last_5xx.ok_or(last_err)
+        Err(last_err)
     }
 
     /// Opens a long-lived GET (HTTP-FLV) on the first origin that connects and answers
@@ -131,23 +125,20 @@ impl Upstream {
     }
 
     async fn get(&self, url: &str) -> Result<Fetched, reqwest::Error> {
-        let r = self.client.get(url).send().await?;
-        let status = r.status().as_u16();
+        let response = self.client.get(url).send().await?;
         let text = |name| {
-            r.headers()
+            response
+                .headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let content_type = text(header::CONTENT_TYPE);
-        let cache_control = text(header::CACHE_CONTROL);
-        let body = r.bytes().await?;
-        self.metrics.back_origin_bytes.inc_by(body.len() as u64);
         Ok(Fetched {
-            status,
-            content_type,
-            cache_control,
-            body,
+            status: response.status().as_u16(),
+            content_type: text(header::CONTENT_TYPE),
+            cache_control: text(header::CACHE_CONTROL),
+            content_length: response.content_length(),
+            response,
         })
     }
 

@@ -179,3 +179,98 @@ async fn an_uncacheable_answer_is_shared_by_its_waiters_but_not_stored() {
     edge.shutdown().await;
     origin_task.abort();
 }
+
+/// An origin whose `/trickle.ts` sends half of a segment, pauses for `pause`, then sends
+/// the rest; counts the requests for it. Every other path is a 404 (health checks).
+async fn trickling_origin(
+    body: Vec<u8>,
+    pause: Duration,
+    requests: Arc<AtomicUsize>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = Arc::new(body);
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let (body, requests) = (body.clone(), requests.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if !request.starts_with(b"GET /trickle.ts ") {
+                    let _ = tcp.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    return;
+                }
+                requests.fetch_add(1, Ordering::SeqCst);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let half = body.len() / 2;
+                let _ = tcp.write_all(head.as_bytes()).await;
+                let _ = tcp.write_all(&body[..half]).await;
+                tokio::time::sleep(pause).await;
+                let _ = tcp.write_all(&body[half..]).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_receive_bytes_as_they_arrive_from_the_origin() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let expected = body(11);
+    let (origin, origin_task) = trickling_origin(
+        expected.clone(),
+        Duration::from_millis(1500),
+        requests.clone(),
+    )
+    .await;
+    let edge = start(origin).await;
+    let url = format!("http://{}/trickle.ts", edge.http_addr());
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            let mut r = client.get(&url).send().await.expect("edge answers");
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.content_length(), Some(BODY_LEN as u64));
+            let mut got = Vec::new();
+            let mut first_byte = None;
+            while let Some(c) = r.chunk().await.expect("body") {
+                first_byte.get_or_insert_with(|| started.elapsed());
+                got.extend_from_slice(&c);
+            }
+            (first_byte.expect("some bytes"), started.elapsed(), got)
+        });
+    }
+    let mut slowest_first_byte = Duration::ZERO;
+    while let Some(r) = tasks.join_next().await {
+        let (first_byte, done, got) = r.expect("viewer task");
+        assert_eq!(got, expected);
+        assert!(done >= Duration::from_millis(1400), "done after {done:?}");
+        slowest_first_byte = slowest_first_byte.max(first_byte);
+    }
+    let origin_requests = requests.load(Ordering::SeqCst);
+    eprintln!(
+        "50 waiters on a trickling origin: origin requests {origin_requests}, slowest first byte {slowest_first_byte:?}"
+    );
+    assert_eq!(origin_requests, 1);
+    assert!(
+        slowest_first_byte < Duration::from_millis(1200),
+        "first bytes reach waiters before the origin finishes"
+    );
+    edge.shutdown().await;
+    origin_task.abort();
+}
