@@ -18,6 +18,9 @@ pub struct DemoArgs {
     /// HTTP port of the origin.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// HTTP port of the CDN edge in front of the origin.
+    #[arg(long, default_value_t = 8081)]
+    edge_port: u16,
     /// HTTP/WebSocket port of the business server.
     #[arg(long, default_value_t = 8090)]
     business_port: u16,
@@ -31,6 +34,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..media_server::Config::default()
     };
     let origin = media_server::Server::bind(config).await?;
+    let edge = cdn_edge::Server::bind(cdn_edge::Config {
+        listen: SocketAddr::new(args.host, args.edge_port),
+        origins: vec![format!("http://{}", origin.http_addr())],
+        ..cdn_edge::Config::default()
+    })
+    .await?;
+    let cdn = edge.http_addr();
     let business = business_server::Server::bind(business_server::Config {
         listen: SocketAddr::new(args.host, args.business_port),
         ..business_server::Config::default()
@@ -45,11 +55,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("livepulse demo is running; the built-in sample is being published to {rtmp}");
     println!();
-    println!("  HLS        ffplay http://{http}/live/demo.m3u8");
-    println!("  HTTP-FLV   ffplay http://{http}/live/demo.flv");
+    println!(
+        "  HLS        ffplay http://{http}/live/demo.m3u8      (edge: http://{cdn}/live/demo.m3u8)"
+    );
+    println!(
+        "  HTTP-FLV   ffplay http://{http}/live/demo.flv       (edge: http://{cdn}/live/demo.flv)"
+    );
     println!("  RTMP       ffplay {rtmp}");
     println!("  Streams    curl http://{http}/api/v1/streams");
-    println!("  Metrics    curl http://{http}/metrics");
+    println!("  Metrics    curl http://{http}/metrics   (edge: http://{cdn}/metrics)");
     println!("  Business   ws://{ws}/ws?room=demo  (rooms, chat, gifts, flash sales; see docs/PROTOCOL.md)");
     println!();
     println!(
@@ -61,6 +75,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     stop.cancel();
     let _ = pusher.await;
+    edge.shutdown().await;
     origin.shutdown().await;
     business.shutdown().await;
     Ok(())

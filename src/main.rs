@@ -25,6 +25,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the origin media server (RTMP ingest, HLS, HTTP-FLV, RTMP play).
     Origin(OriginArgs),
+    /// Run the caching CDN edge in front of one or more origins.
+    Edge(cdn_edge::Config),
     /// Run the business server (rooms, chat, gifts, likes, flash sales over WebSocket).
     Business(business_server::Config),
     /// Publish the built-in sample or an FLV file over RTMP in real time, stamped with wall-clock time.
@@ -77,6 +79,19 @@ async fn origin(args: OriginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn edge(config: cdn_edge::Config) -> anyhow::Result<()> {
+    let origins = config.origins.join(", ");
+    let running = cdn_edge::Server::bind(config).await?;
+    println!(
+        "Edge: http://{} in front of {origins} (cache summary at /api/v1/cache)",
+        running.http_addr()
+    );
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
 async fn business(config: business_server::Config) -> anyhow::Result<()> {
     let running = business_server::Server::bind(config).await?;
     println!(
@@ -100,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
         Command::Origin(args) => origin(args).await,
+        Command::Edge(config) => edge(config).await,
         Command::Business(config) => business(config).await,
         Command::Push(args) => push_client::cli::run(args).await,
         Command::Play(args) => player_client::cli::run(args).await,
