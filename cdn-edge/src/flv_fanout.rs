@@ -122,6 +122,7 @@ impl FlvFanout {
             rx,
             queued,
             chunks: VecDeque::from([Bytes::copy_from_slice(&header)]),
+            framer: flv::StreamFramer::new(),
             skip_to_keyframe: false,
         };
         let metrics = self.metrics.clone();
@@ -314,6 +315,7 @@ struct ViewerOut {
     rx: broadcast::Receiver<Tag>,
     queued: VecDeque<Tag>,
     chunks: VecDeque<Bytes>,
+    framer: flv::StreamFramer,
     skip_to_keyframe: bool,
 }
 
@@ -327,17 +329,11 @@ impl ViewerOut {
                 Some(t) => t,
                 None => self.live_tag().await?,
             };
-            let size = tag.data.len() as u32;
-            self.chunks
-                .push_back(Bytes::copy_from_slice(&flv::tag_header(
-                    tag.tag_type,
-                    tag.timestamp,
-                    size,
-                )));
+            let prefix = self
+                .framer
+                .prefix(tag.tag_type, tag.timestamp, tag.data.len());
+            self.chunks.push_back(prefix);
             self.chunks.push_back(tag.data);
-            self.chunks.push_back(Bytes::copy_from_slice(
-                &(flv::TAG_HEADER_LEN as u32 + size).to_be_bytes(),
-            ));
         }
     }
 

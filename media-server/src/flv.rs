@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use media_core::flv;
 
 use crate::http::AppState;
@@ -13,13 +13,13 @@ use crate::hub::{Frame, FrameKind, Protocol, Subscription};
 
 /// The byte stream of one HTTP-FLV viewer.
 ///
-/// Each tag goes out as two buffers: a small one holding the previous tag's size and this
-/// tag's header, and the frame payload itself, shared with every other viewer.
+/// Each tag goes out as two buffers: the framer's small prefix and the frame payload itself,
+/// shared with every other viewer.
 struct FlvOut {
     sub: Subscription,
     header_sent: bool,
     pending: Option<Bytes>,
-    prev_tag_size: Option<u32>,
+    framer: flv::StreamFramer,
 }
 
 fn tag_type(kind: FrameKind) -> u8 {
@@ -41,18 +41,13 @@ impl FlvOut {
             return Some(Bytes::copy_from_slice(&flv::file_header(audio, video)));
         }
         let frame: Frame = self.sub.recv().await?;
-        let mut head = BytesMut::with_capacity(15);
-        if let Some(prev) = self.prev_tag_size {
-            head.put_u32(prev);
-        }
-        head.put_slice(&flv::tag_header(
+        let prefix = self.framer.prefix(
             tag_type(frame.kind),
             frame.timestamp32(),
-            frame.payload.len() as u32,
-        ));
-        self.prev_tag_size = Some(flv::TAG_HEADER_LEN as u32 + frame.payload.len() as u32);
+            frame.payload.len(),
+        );
         self.pending = Some(frame.payload);
-        Some(head.freeze())
+        Some(prefix)
     }
 }
 
@@ -66,7 +61,7 @@ pub fn play(state: &AppState, key: &str) -> Response {
         sub,
         header_sent: false,
         pending: None,
-        prev_tag_size: None,
+        framer: flv::StreamFramer::new(),
     };
     let stream = futures::stream::unfold(out, move |mut out| {
         let metrics = metrics.clone();

@@ -116,20 +116,16 @@ impl StreamState {
             (FrameKind::Script, _) => self.script = Some(frame.clone()),
             _ => self.gop.push(&frame),
         }
-        let headers: Vec<&Frame> = [&self.video_header, &self.audio_header]
-            .into_iter()
-            .flatten()
-            .collect();
+        let headers = [&self.video_header, &self.audio_header];
         let mut dropped = 0;
-        self.viewers
-            .retain_mut(|v| match v.offer(&frame, &headers) {
-                Offer::Sent => true,
-                Offer::Dropped => {
-                    dropped += 1;
-                    true
-                }
-                Offer::Closed => false,
-            });
+        self.viewers.retain_mut(|v| match v.offer(&frame, headers) {
+            Offer::Sent => true,
+            Offer::Dropped => {
+                dropped += 1;
+                true
+            }
+            Offer::Closed => false,
+        });
         self.frames_dropped += dropped;
         dropped
     }

@@ -50,16 +50,17 @@ impl ViewerTx {
 
     /// Queues a frame unless the viewer is behind. Once behind, everything is dropped until
     /// a keyframe finds room for itself and the current sequence headers.
-    pub fn offer(&mut self, frame: &Frame, headers: &[&Frame]) -> Offer {
+    pub fn offer(&mut self, frame: &Frame, headers: [&Option<Frame>; 2]) -> Offer {
         if self.tx.is_closed() {
             return Offer::Closed;
         }
         if self.skipping {
-            if !frame.is_sync_point() || self.tx.capacity() < headers.len() + 1 {
+            let known = headers.iter().filter(|h| h.is_some()).count();
+            if !frame.is_sync_point() || self.tx.capacity() < known + 1 {
                 return Offer::Dropped;
             }
-            for h in headers {
-                if self.tx.try_send((*h).clone()).is_err() {
+            for h in headers.into_iter().flatten() {
+                if self.tx.try_send(h.clone()).is_err() {
                     return Offer::Dropped;
                 }
             }
@@ -100,20 +101,22 @@ mod tests {
         let mut viewer = ViewerTx::new(1, Protocol::HttpFlv, tx);
         let mut header = video(true, 0);
         header.header = true;
+        let header = Some(header);
+        let headers = [&header, &None];
         for dts in 0..4 {
-            assert_eq!(viewer.offer(&video(dts == 0, dts), &[&header]), Offer::Sent);
+            assert_eq!(viewer.offer(&video(dts == 0, dts), headers), Offer::Sent);
         }
-        assert_eq!(viewer.offer(&video(false, 4), &[&header]), Offer::Dropped);
+        assert_eq!(viewer.offer(&video(false, 4), headers), Offer::Dropped);
         for _ in 0..4 {
             rx.recv().await.expect("queued frame");
         }
-        assert_eq!(viewer.offer(&video(false, 5), &[&header]), Offer::Dropped);
-        assert_eq!(viewer.offer(&video(true, 6), &[&header]), Offer::Sent);
+        assert_eq!(viewer.offer(&video(false, 5), headers), Offer::Dropped);
+        assert_eq!(viewer.offer(&video(true, 6), headers), Offer::Sent);
         let first = rx.recv().await.expect("header");
         assert!(first.header);
         let next = rx.recv().await.expect("keyframe");
         assert_eq!(next.dts, 6);
         drop(rx);
-        assert_eq!(viewer.offer(&video(false, 7), &[&header]), Offer::Closed);
+        assert_eq!(viewer.offer(&video(false, 7), headers), Offer::Closed);
     }
 }
