@@ -221,3 +221,31 @@ pub fn segment_uris(playlist: &str, base: &str) -> Vec<String> {
         .map(|l| format!("{base}{l}"))
         .collect()
 }
+
+/// Sends `n` concurrent GETs and returns (status, X-Cache, body) for each.
+pub async fn burst(url: &str, n: usize) -> Vec<(u16, String, bytes::Bytes)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(n)
+        .build()
+        .expect("client");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, url) = (client.clone(), url.to_string());
+        tasks.spawn(async move {
+            let r = client.get(&url).send().await.expect("edge answers");
+            let status = r.status().as_u16();
+            let x_cache = r
+                .headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (status, x_cache, r.bytes().await.expect("body"))
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.expect("request task"));
+    }
+    out
+}

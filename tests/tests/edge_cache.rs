@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use livepulse_tests::{get, push_sample, segment_uris, start_origin, wait_for};
+use livepulse_tests::{burst, get, push_sample, segment_uris, start_origin, wait_for};
 use tokio_util::sync::CancellationToken;
 
 /// An origin publishing the sample, with at least two segments in its playlist.
@@ -81,31 +81,11 @@ async fn thousand_concurrent_misses_for_one_segment_make_one_origin_request() {
     let (status, expected) = get(&format!("{}{path}", live.base())).await;
     assert_eq!(status, 200, "{path} on the origin");
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1000)
-        .build()
-        .expect("client");
     let url = format!("http://{}{path}", edge.http_addr());
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..1000 {
-        let (client, url) = (client.clone(), url.clone());
-        tasks.spawn(async move {
-            let r = client.get(&url).send().await.expect("edge answers");
-            let status = r.status().as_u16();
-            let x_cache = r
-                .headers()
-                .get("x-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            (status, x_cache, r.bytes().await.expect("body"))
-        });
-    }
     let mut by_cache = std::collections::BTreeMap::<String, usize>::new();
     let mut answers = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (status, x_cache, body) = joined.expect("request task");
+    for (status, x_cache, body) in burst(&url, 1000).await {
         assert_eq!(status, 200);
         assert_eq!(body, expected, "every viewer gets the origin's bytes");
         *by_cache.entry(x_cache).or_default() += 1;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use livepulse_tests::burst;
 
 /// Requests the scripted origin received, by path.
 #[derive(Default)]
@@ -66,34 +67,6 @@ async fn scripted_origin(counts: Arc<Counts>) -> (SocketAddr, tokio::task::JoinH
         let _ = axum::serve(listener, app).await;
     });
     (addr, task)
-}
-
-/// Sends `n` concurrent GETs and returns (status, X-Cache, body) for each.
-async fn burst(url: &str, n: usize) -> Vec<(u16, String, bytes::Bytes)> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(n)
-        .build()
-        .expect("client");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let (client, url) = (client.clone(), url.to_string());
-        tasks.spawn(async move {
-            let r = client.get(&url).send().await.expect("edge answers");
-            let status = r.status().as_u16();
-            let x_cache = r
-                .headers()
-                .get("x-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            (status, x_cache, r.bytes().await.expect("body"))
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        out.push(r.expect("request task"));
-    }
-    out
 }
 
 fn count(results: &[(u16, String, bytes::Bytes)], x_cache: &str) -> usize {
