@@ -246,6 +246,7 @@ mod tests {
             reconnects: 0,
             latency: LatencySummary::default(),
             errors: [("closed".to_string(), 1)].into(),
+            latency_histogram: crate::latency::Latency::new().histogram().clone(),
         };
         let text = human(&summary);
         assert!(text.contains("(RTMP)"), "{text}");

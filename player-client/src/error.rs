@@ -85,6 +85,23 @@ pub enum PlayErrorKind {
     },
 }
 
+impl PlayErrorKind {
+    /// A short stable name for reports, e.g. `gave_up` or `http_status`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlayErrorKind::UnsupportedUrl(_) => "unsupported_url",
+            PlayErrorKind::NotHls { .. } => "not_hls",
+            PlayErrorKind::NotFlv { .. } => "not_flv",
+            PlayErrorKind::StalePlaylist { .. } => "stale_playlist",
+            PlayErrorKind::HttpStatus { .. } => "http_status",
+            PlayErrorKind::ClientErrorStorm { .. } => "client_error_storm",
+            PlayErrorKind::Refused { .. } => "refused",
+            PlayErrorKind::Client(_) => "client",
+            PlayErrorKind::GaveUp { .. } => "gave_up",
+        }
+    }
+}
+
 /// How one connection attempt or connection ended, as seen by the retry loop.
 #[derive(Debug)]
 pub(crate) enum Failure {

@@ -85,6 +85,11 @@ impl Latency {
         self.last_ms
     }
 
+    /// All samples, in microseconds.
+    pub fn histogram(&self) -> &Histogram<u32> {
+        &self.histogram
+    }
+
     /// Count and percentiles.
     pub fn summary(&self) -> LatencySummary {
         let samples = self.histogram.len();

@@ -171,6 +171,7 @@ impl Stats {
             reconnects: self.reconnects,
             latency: self.latency.summary(),
             errors: self.errors.clone(),
+            latency_histogram: self.latency.histogram().clone(),
         }
     }
 }

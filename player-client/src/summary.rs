@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::latency::LatencySummary;
@@ -76,6 +77,9 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// Errors seen, by kind (e.g. `connect`, `http_404`, `http_5xx`, `idle`, `closed`).
     pub errors: BTreeMap<String, u64>,
+    /// Every latency sample in microseconds, for exact aggregation over many sessions.
+    #[serde(skip)]
+    pub latency_histogram: Histogram<u32>,
 }
 
 /// A live view of a session, reported about once per second.

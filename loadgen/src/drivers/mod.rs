@@ -1,0 +1,155 @@
+//! Drivers: what one arrival or virtual user does, one module per protocol.
+
+mod flash_sale;
+mod http;
+mod play;
+mod pool;
+mod publish;
+mod token;
+mod ws;
+mod ws_chat;
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub use flash_sale::{FlashSaleSpec, SaleVia};
+pub use http::HttpSpec;
+pub use play::PlaySpec;
+pub use publish::PublishSpec;
+pub use token::Signer;
+pub use ws_chat::WsChatSpec;
+
+use crate::metrics::Metrics;
+
+/// A driver as written in a scenario (`driver = { kind = "hls-play", url = "…" }`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DriverSpec {
+    /// Publishes the built-in sample (or an FLV file) over RTMP in real time.
+    RtmpPublish(PublishSpec),
+    /// Plays HLS like a player.
+    HlsPlay(PlaySpec),
+    /// Plays HTTP-FLV like a player.
+    FlvPlay(PlaySpec),
+    /// Plays RTMP like a player.
+    RtmpPlay(PlaySpec),
+    /// Room members chatting over WebSocket.
+    WsChat(WsChatSpec),
+    /// Flash-sale buyers, one purchase each.
+    FlashSale(FlashSaleSpec),
+    /// HTTP requests, like wrk.
+    Http(HttpSpec),
+}
+
+impl DriverSpec {
+    /// The kind as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriverSpec::RtmpPublish(_) => "rtmp-publish",
+            DriverSpec::HlsPlay(_) => "hls-play",
+            DriverSpec::FlvPlay(_) => "flv-play",
+            DriverSpec::RtmpPlay(_) => "rtmp-play",
+            DriverSpec::WsChat(_) => "ws-chat",
+            DriverSpec::FlashSale(_) => "flash-sale",
+            DriverSpec::Http(_) => "http",
+        }
+    }
+
+    /// The target URL (template).
+    pub fn target(&self) -> &str {
+        match self {
+            DriverSpec::RtmpPublish(s) => &s.url,
+            DriverSpec::HlsPlay(s) | DriverSpec::FlvPlay(s) | DriverSpec::RtmpPlay(s) => &s.url,
+            DriverSpec::WsChat(s) => &s.url,
+            DriverSpec::FlashSale(s) => &s.url,
+            DriverSpec::Http(s) => &s.url,
+        }
+    }
+
+    /// Checks the settings without connecting anywhere.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self {
+            DriverSpec::RtmpPublish(s) => s.check(),
+            DriverSpec::HlsPlay(s) => s.check(player_client::Protocol::Hls),
+            DriverSpec::FlvPlay(s) => s.check(player_client::Protocol::HttpFlv),
+            DriverSpec::RtmpPlay(s) => s.check(player_client::Protocol::Rtmp),
+            DriverSpec::WsChat(s) => s.check(),
+            DriverSpec::FlashSale(s) => s.check(),
+            DriverSpec::Http(s) => s.check(),
+        }
+    }
+
+    /// The operation thresholds like `p99` refer to.
+    pub fn primary(&self) -> &'static str {
+        match self {
+            DriverSpec::RtmpPublish(_) => "connect",
+            DriverSpec::HlsPlay(_) | DriverSpec::FlvPlay(_) | DriverSpec::RtmpPlay(_) => "startup",
+            DriverSpec::WsChat(_) => "deliver",
+            DriverSpec::FlashSale(_) => "purchase",
+            DriverSpec::Http(_) => "request",
+        }
+    }
+
+    /// Whether one iteration is a session lasting until the workload ends.
+    pub fn is_session(&self) -> bool {
+        !matches!(self, DriverSpec::FlashSale(_) | DriverSpec::Http(_))
+    }
+}
+
+/// What one iteration knows.
+pub struct Ctx<'a> {
+    /// Global arrival or user index.
+    pub index: u64,
+    /// When the iteration was meant to start; latency is measured from here.
+    pub intended: Instant,
+    /// When the workload ends; sessions run until then.
+    pub end: Instant,
+    /// Fires when in-flight work must stop (end plus grace).
+    pub stop: &'a CancellationToken,
+    /// Where to record.
+    pub metrics: &'a Metrics,
+}
+
+/// A driver ready to run iterations.
+pub enum Driver {
+    /// See [`DriverSpec::RtmpPublish`].
+    Publish(publish::Publisher),
+    /// See [`DriverSpec::HlsPlay`] and friends.
+    Play(play::Player),
+    /// See [`DriverSpec::WsChat`].
+    WsChat(ws_chat::Chat),
+    /// See [`DriverSpec::FlashSale`].
+    FlashSale(flash_sale::Buyer),
+    /// See [`DriverSpec::Http`].
+    Http(http::Requester),
+}
+
+impl Driver {
+    /// Prepares a driver; `first_shard` runs one-time setup such as creating a sale.
+    pub async fn new(spec: &DriverSpec, first_shard: bool) -> anyhow::Result<Self> {
+        Ok(match spec {
+            DriverSpec::RtmpPublish(s) => Driver::Publish(publish::Publisher::new(s)?),
+            DriverSpec::HlsPlay(s) | DriverSpec::FlvPlay(s) | DriverSpec::RtmpPlay(s) => {
+                Driver::Play(play::Player::new(s))
+            }
+            DriverSpec::WsChat(s) => Driver::WsChat(ws_chat::Chat::new(s)?),
+            DriverSpec::FlashSale(s) => {
+                Driver::FlashSale(flash_sale::Buyer::new(s, first_shard).await?)
+            }
+            DriverSpec::Http(s) => Driver::Http(http::Requester::new(s)?),
+        })
+    }
+
+    /// Runs one iteration.
+    pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        match self {
+            Driver::Publish(d) => d.iterate(ctx).await,
+            Driver::Play(d) => d.iterate(ctx).await,
+            Driver::WsChat(d) => d.iterate(ctx).await,
+            Driver::FlashSale(d) => d.iterate(ctx).await,
+            Driver::Http(d) => d.iterate(ctx).await,
+        }
+    }
+}

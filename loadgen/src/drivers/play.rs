@@ -1,0 +1,130 @@
+//! `hls-play`, `flv-play`, `rtmp-play`: one viewer per user with the player library's QoE
+//! metrics (startup, stalls, end-to-end latency from SEI stamps, bytes).
+
+use std::time::{Duration, Instant};
+
+use player_client::{PlayOptions, Progress, Protocol, Summary};
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use crate::histogram;
+use crate::template::expand;
+
+/// Settings of the player drivers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaySpec {
+    /// Stream URL; `{n}` and `{n%K}` expand per viewer.
+    pub url: String,
+    /// Media buffered before playback starts, ms.
+    #[serde(default = "half_second")]
+    pub startup_buffer_ms: u64,
+    /// Media buffered before playback resumes after a stall, ms.
+    #[serde(default = "half_second")]
+    pub rebuffer_ms: u64,
+}
+
+fn half_second() -> u64 {
+    500
+}
+
+impl PlaySpec {
+    /// Checks that the URL matches the driver's protocol.
+    pub fn check(&self, want: Protocol) -> anyhow::Result<()> {
+        let url = expand(&self.url, 0);
+        let got = player_client::protocol_of(&url);
+        anyhow::ensure!(
+            got == Some(want),
+            "{url:?} is not a {} URL",
+            match want {
+                Protocol::Hls => "HLS (http://….m3u8)",
+                Protocol::HttpFlv => "HTTP-FLV (http://….flv)",
+                Protocol::Rtmp => "RTMP (rtmp://…)",
+            }
+        );
+        Ok(())
+    }
+}
+
+/// A ready player driver.
+pub struct Player {
+    spec: PlaySpec,
+    http: reqwest::Client,
+}
+
+impl Player {
+    /// Prepares one HTTP client shared by all viewers.
+    pub fn new(spec: &PlaySpec) -> Self {
+        Self {
+            spec: spec.clone(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(usize::MAX)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// One viewing session until the workload ends.
+    pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        let now = Instant::now();
+        if now >= ctx.end {
+            return;
+        }
+        let options = PlayOptions {
+            duration: Some(ctx.end - now),
+            startup_buffer: Duration::from_millis(self.spec.startup_buffer_ms),
+            rebuffer: Duration::from_millis(self.spec.rebuffer_ms),
+            http_client: Some(self.http.clone()),
+            ..PlayOptions::default()
+        };
+        let url = expand(&self.spec.url, ctx.index);
+        let mut last = Instant::now();
+        let mut progress = |p: &Progress| {
+            let now = Instant::now();
+            let secs = now.duration_since(last).as_secs_f64();
+            last = now;
+            ctx.metrics.bytes((p.bitrate_kbps * 125.0 * secs) as u64);
+            if let Some(ms) = p.latency_ms {
+                ctx.metrics.sample_second(
+                    "latency",
+                    Duration::from_secs_f64(ms.max(0.0) / 1000.0),
+                    now,
+                );
+            }
+        };
+        let summary = match player_client::play(&url, &options, ctx.stop, &mut progress).await {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.metrics.error(e.kind.code());
+                *e.summary
+            }
+        };
+        self.record(ctx, now, &summary);
+    }
+
+    fn record(&self, ctx: &Ctx<'_>, started: Instant, s: &Summary) {
+        let m = ctx.metrics;
+        match s.startup_ms {
+            Some(ms) => {
+                let startup = Duration::from_secs_f64(ms / 1000.0);
+                m.record_at("startup", startup, started + startup);
+            }
+            None => m.error("no_startup"),
+        }
+        for (kind, n) in &s.errors {
+            m.errors(kind, *n);
+        }
+        m.merge_op("latency", &histogram::from_u32(&s.latency_histogram));
+        let viewing_ms = s.played_secs * 1000.0 + s.stall_ms;
+        m.media(|t| {
+            t.sessions += 1;
+            t.startup_failures += u64::from(s.startup_ms.is_none());
+            t.stalls += s.stalls;
+            t.stall_ms += s.stall_ms;
+            t.viewing_ms += viewing_ms;
+            t.reconnects += s.reconnects;
+            t.dts_backwards += s.dts_backwards.total();
+            t.latency_samples += s.latency.samples;
+        });
+    }
+}

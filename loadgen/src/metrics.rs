@@ -1,0 +1,350 @@
+//! What one workload measured: HDR histograms per operation, a per-second timeline, errors by
+//! kind, outcomes, arrival timing (start lag, 100 ms arrival buckets, pulse skew) and media QoE.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::histogram::{self, Micros};
+
+/// Significant digits of whole-run histograms.
+pub const DIGITS: u8 = 3;
+/// Significant digits of per-second histograms (smaller, for the timeline).
+pub const SECOND_DIGITS: u8 = 2;
+
+/// Media quality totals over all sessions of a workload.
+#[derive(Debug, Clone, Default)]
+pub struct MediaTotals {
+    /// Sessions that ended.
+    pub sessions: u64,
+    /// Sessions that never started playing.
+    pub startup_failures: u64,
+    /// Stalls after startup.
+    pub stalls: u64,
+    /// Time stalled after startup.
+    pub stall_ms: f64,
+    /// Playing plus stalled time after startup.
+    pub viewing_ms: f64,
+    /// Reconnects.
+    pub reconnects: u64,
+    /// Frames whose DTS went backwards.
+    pub dts_backwards: u64,
+    /// Stamped frames (end-to-end latency samples).
+    pub latency_samples: u64,
+}
+
+/// One second of the timeline.
+#[derive(Debug, Default)]
+pub struct Second {
+    /// Iterations started.
+    pub started: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Active users, sampled once in the second.
+    pub active: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Per-operation histograms.
+    pub ops: BTreeMap<String, Micros>,
+}
+
+/// Observed timing of one pulse.
+#[derive(Debug, Clone, Copy)]
+pub struct PulseSeen {
+    /// First actual start.
+    pub first: Instant,
+    /// Last actual start.
+    pub last: Instant,
+    /// Largest delay of an actual start behind its intended start.
+    pub max_lag: Duration,
+    /// Starts seen.
+    pub count: u64,
+}
+
+/// Everything recorded while the workload ran.
+#[derive(Debug)]
+pub struct Recorded {
+    /// Whole-run histograms per operation.
+    pub ops: BTreeMap<String, Micros>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Outcomes by kind (e.g. flash-sale `success`, `sold_out`; HTTP status classes).
+    pub outcomes: BTreeMap<String, u64>,
+    /// The timeline, one entry per second from the run's start.
+    pub seconds: Vec<Second>,
+    /// Actual starts per 100 ms from the run's start.
+    pub arrivals_100ms: Vec<u64>,
+    /// Delay of each actual start behind its intended start.
+    pub start_lag: Micros,
+    /// Observed pulses, by pulse number.
+    pub pulses: BTreeMap<u32, PulseSeen>,
+    /// Media totals.
+    pub media: MediaTotals,
+    /// Whether this workload produced media metrics.
+    pub has_media: bool,
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+/// A workload's recorder, shared by all its tasks.
+pub struct Metrics {
+    t0: Instant,
+    active: AtomicU64,
+    dropped: AtomicU64,
+    inner: Mutex<Recorded>,
+}
+
+impl Metrics {
+    /// A recorder whose timeline starts at `t0` (the run's start).
+    pub fn new(t0: Instant) -> Self {
+        Self {
+            t0,
+            active: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            inner: Mutex::new(Recorded {
+                ops: BTreeMap::new(),
+                errors: BTreeMap::new(),
+                outcomes: BTreeMap::new(),
+                seconds: Vec::new(),
+                arrivals_100ms: Vec::new(),
+                start_lag: histogram::new(DIGITS),
+                pulses: BTreeMap::new(),
+                media: MediaTotals::default(),
+                has_media: false,
+                bytes: 0,
+            }),
+        }
+    }
+
+    /// The run's start.
+    pub fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    fn second(r: &mut Recorded, index: usize) -> &mut Second {
+        if r.seconds.len() <= index {
+            r.seconds.resize_with(index + 1, Second::default);
+        }
+        &mut r.seconds[index]
+    }
+
+    fn second_of(&self, at: Instant) -> usize {
+        at.saturating_duration_since(self.t0).as_secs() as usize
+    }
+
+    /// An iteration meant to start at `intended` started at `actual`.
+    pub fn started(&self, intended: Instant, actual: Instant, pulse: Option<u32>) {
+        let lag = actual.saturating_duration_since(intended);
+        let since = actual.saturating_duration_since(self.t0);
+        let bucket = (since.as_millis() / 100) as usize;
+        let mut r = self.inner.lock();
+        histogram::record(&mut r.start_lag, lag.as_micros() as u64);
+        if r.arrivals_100ms.len() <= bucket {
+            r.arrivals_100ms.resize(bucket + 1, 0);
+        }
+        r.arrivals_100ms[bucket] += 1;
+        Self::second(&mut r, since.as_secs() as usize).started += 1;
+        if let Some(p) = pulse {
+            let seen = r.pulses.entry(p).or_insert(PulseSeen {
+                first: actual,
+                last: actual,
+                max_lag: lag,
+                count: 0,
+            });
+            seen.first = seen.first.min(actual);
+            seen.last = seen.last.max(actual);
+            seen.max_lag = seen.max_lag.max(lag);
+            seen.count += 1;
+        }
+    }
+
+    /// An arrival that could not start (too many in flight).
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Arrivals dropped so far.
+    pub fn dropped_count(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
+    /// Records one `op` that took `latency`, completing now.
+    pub fn record(&self, op: &str, latency: Duration) {
+        self.record_at(op, latency, Instant::now());
+    }
+
+    /// Records one `op` that took `latency`, completing at `at`.
+    pub fn record_at(&self, op: &str, latency: Duration, at: Instant) {
+        let micros = latency.as_micros() as u64;
+        let sec = self.second_of(at);
+        let mut r = self.inner.lock();
+        histogram::record(op_histogram(&mut r.ops, op, DIGITS), micros);
+        let second = Self::second(&mut r, sec);
+        histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
+    }
+
+    /// Adds one `op` sample to the timeline only (when the run totals come from elsewhere).
+    pub fn sample_second(&self, op: &str, latency: Duration, at: Instant) {
+        let sec = self.second_of(at);
+        let mut r = self.inner.lock();
+        let second = Self::second(&mut r, sec);
+        histogram::record(
+            op_histogram(&mut second.ops, op, SECOND_DIGITS),
+            latency.as_micros() as u64,
+        );
+    }
+
+    /// Adds a whole histogram of `op` samples (e.g. a player's latency) to the run totals.
+    pub fn merge_op(&self, op: &str, h: &Micros) {
+        let mut r = self.inner.lock();
+        histogram::merge(op_histogram(&mut r.ops, op, DIGITS), h);
+    }
+
+    /// Records an error of `kind`, now.
+    pub fn error(&self, kind: &str) {
+        self.errors(kind, 1);
+    }
+
+    /// Records `n` errors of `kind`, now.
+    pub fn errors(&self, kind: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let sec = self.second_of(Instant::now());
+        let mut r = self.inner.lock();
+        *r.errors.entry(kind.to_string()).or_default() += n;
+        Self::second(&mut r, sec).errors += n;
+    }
+
+    /// Counts an outcome of `kind`.
+    pub fn outcome(&self, kind: &str) {
+        *self
+            .inner
+            .lock()
+            .outcomes
+            .entry(kind.to_string())
+            .or_default() += 1;
+    }
+
+    /// Counts `n` bytes received now.
+    pub fn bytes(&self, n: u64) {
+        let sec = self.second_of(Instant::now());
+        let mut r = self.inner.lock();
+        r.bytes += n;
+        Self::second(&mut r, sec).bytes += n;
+    }
+
+    /// Adds the end of one media session.
+    pub fn media(&self, add: impl FnOnce(&mut MediaTotals)) {
+        let mut r = self.inner.lock();
+        r.has_media = true;
+        add(&mut r.media);
+    }
+
+    /// Marks a user or session active until the guard drops.
+    pub fn active(&self) -> ActiveGuard<'_> {
+        self.active.fetch_add(1, Relaxed);
+        ActiveGuard(&self.active)
+    }
+
+    /// Users or sessions active now.
+    pub fn active_now(&self) -> u64 {
+        self.active.load(Relaxed)
+    }
+
+    /// Samples the active count into the current second.
+    pub fn sample(&self, now: Instant) {
+        let active = self.active_now();
+        let sec = self.second_of(now);
+        Self::second(&mut self.inner.lock(), sec).active = active;
+    }
+
+    /// Errors and the given op's count and p99 in the second before `now`, for the live view.
+    pub fn last_second(&self, now: Instant, op: &str) -> (u64, u64, Option<f64>) {
+        let sec = self.second_of(now).saturating_sub(1);
+        let r = self.inner.lock();
+        let Some(s) = r.seconds.get(sec) else {
+            return (0, 0, None);
+        };
+        let h = s.ops.get(op);
+        let count = h.map_or(0, |h| h.len());
+        let p99 = h
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0);
+        (count, s.errors, p99)
+    }
+
+    /// Total errors so far.
+    pub fn error_total(&self) -> u64 {
+        self.inner.lock().errors.values().sum()
+    }
+
+    /// Takes everything recorded.
+    pub fn finish(&self) -> Recorded {
+        let mut r = self.inner.lock();
+        let empty = Recorded {
+            ops: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            seconds: Vec::new(),
+            arrivals_100ms: Vec::new(),
+            start_lag: histogram::new(DIGITS),
+            pulses: BTreeMap::new(),
+            media: MediaTotals::default(),
+            has_media: r.has_media,
+            bytes: 0,
+        };
+        std::mem::replace(&mut *r, empty)
+    }
+}
+
+/// The histogram of `op` in `ops`, created on first use without allocating on later ones.
+fn op_histogram<'a>(ops: &'a mut BTreeMap<String, Micros>, op: &str, digits: u8) -> &'a mut Micros {
+    if !ops.contains_key(op) {
+        ops.insert(op.to_string(), histogram::new(digits));
+    }
+    ops.get_mut(op).expect("inserted above")
+}
+
+/// Keeps a user counted as active.
+pub struct ActiveGuard<'a>(&'a AtomicU64);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_ops_errors_and_arrivals() {
+        let t0 = Instant::now();
+        let m = Metrics::new(t0);
+        m.started(t0, t0 + Duration::from_millis(150), Some(0));
+        m.started(t0, t0 + Duration::from_millis(50), Some(0));
+        m.record_at(
+            "request",
+            Duration::from_millis(5),
+            t0 + Duration::from_millis(1500),
+        );
+        m.error("connect");
+        {
+            let _a = m.active();
+            assert_eq!(m.active_now(), 1);
+        }
+        assert_eq!(m.active_now(), 0);
+        let r = m.finish();
+        assert_eq!(r.arrivals_100ms, [1, 1]);
+        assert_eq!(r.seconds.len(), 2);
+        assert_eq!(r.seconds[1].ops["request"].len(), 1);
+        assert_eq!(r.errors["connect"], 1);
+        let p = r.pulses[&0];
+        assert_eq!(p.last - p.first, Duration::from_millis(100));
+        assert_eq!(p.max_lag, Duration::from_millis(150));
+    }
+}

@@ -1,0 +1,457 @@
+//! The JSON report (schema `livepulse-load/1`, documented in `docs/LOAD_REPORT.md`): built from
+//! what each workload recorded, and merged exactly across shards.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::generator::GeneratorReport;
+use crate::histogram::{self, Summary};
+use crate::metrics::{Recorded, DIGITS, SECOND_DIGITS};
+use crate::shard::Shard;
+use crate::thresholds::{self, ThresholdResult};
+
+/// The schema identifier written into every report.
+pub const SCHEMA: &str = "livepulse-load/1";
+
+/// A whole run (or several merged shards).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Wall-clock start of the run, unix milliseconds.
+    pub started_unix_ms: u64,
+    /// Planned length of the run in seconds.
+    pub duration_secs: f64,
+    /// The shards this report covers.
+    pub shards: Vec<Shard>,
+    /// Each shard's view of its own limits.
+    pub generators: Vec<GeneratorReport>,
+    /// One entry per workload.
+    pub workloads: Vec<WorkloadReport>,
+    /// Every threshold and whether it held.
+    pub thresholds: Vec<ThresholdResult>,
+    /// True when every threshold held.
+    pub passed: bool,
+}
+
+/// What one workload did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadReport {
+    /// Workload name.
+    pub name: String,
+    /// Driver kind, e.g. `hls-play`.
+    pub driver: String,
+    /// The target URL (template).
+    pub target: String,
+    /// Arrival model as configured.
+    pub model: serde_json::Value,
+    /// The operation `p99` and friends refer to in thresholds.
+    pub primary: String,
+    /// Threshold expressions of this workload.
+    pub threshold_exprs: Vec<String>,
+    /// Arrival accounting.
+    pub arrivals: Arrivals,
+    /// Latency per operation.
+    pub operations: BTreeMap<String, Summary>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Outcomes by kind.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Errors over (primary operations + errors).
+    pub error_rate: f64,
+    /// Seconds the workload was scheduled to run.
+    pub active_secs: f64,
+    /// Primary operations per second over `active_secs`.
+    pub throughput_per_sec: f64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Media quality, for player workloads.
+    pub media: Option<MediaReport>,
+    /// One entry per second from the run's start.
+    pub timeline: Vec<SecondReport>,
+    /// Actual starts per 100 ms from the run's start.
+    pub arrivals_100ms: Vec<u64>,
+    /// Measured pulses.
+    pub pulses: Vec<PulseReport>,
+}
+
+/// Arrival accounting: what was planned, started, and dropped, and how late starts were.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Arrivals {
+    /// Iterations that started.
+    pub started: u64,
+    /// Arrivals that could not start because too many were in flight.
+    pub dropped: u64,
+    /// Delay of actual starts behind intended starts (the generator's own lag).
+    pub start_lag: Summary,
+}
+
+/// Media quality over all sessions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MediaReport {
+    /// Sessions that ended.
+    pub sessions: u64,
+    /// Sessions that never started playing.
+    pub startup_failures: u64,
+    /// Stalls after startup.
+    pub stalls: u64,
+    /// Time stalled.
+    pub stall_ms: f64,
+    /// Time viewed after startup (playing plus stalled).
+    pub viewing_secs: f64,
+    /// Stalls per viewer-minute.
+    pub stalls_per_viewer_minute: f64,
+    /// Stalled time over viewing time.
+    pub stall_ratio: f64,
+    /// Reconnects.
+    pub reconnects: u64,
+    /// Frames whose DTS went backwards.
+    pub dts_backwards: u64,
+    /// Frames carrying a wall-clock stamp.
+    pub latency_samples: u64,
+}
+
+/// One second of the timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondReport {
+    /// Seconds from the run's start.
+    pub t: u64,
+    /// Iterations started.
+    pub started: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Active users (sampled; summed across shards).
+    pub active: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Operations completed in this second.
+    pub ops: BTreeMap<String, SecondOp>,
+}
+
+/// One operation in one second.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondOp {
+    /// Completions.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+    /// [`histogram::encode`]d, 2 significant digits.
+    pub histogram: String,
+}
+
+/// One pulse: planned shape and measured start skew.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PulseReport {
+    /// Pulse number.
+    pub pulse: u32,
+    /// Starts seen.
+    pub count: u64,
+    /// First actual start, ms from the run's start.
+    pub first_ms: f64,
+    /// Last actual start, ms from the run's start.
+    pub last_ms: f64,
+    /// `last_ms - first_ms`: for a zero window, the send skew.
+    pub skew_ms: f64,
+    /// Largest delay of a start behind its intended time.
+    pub max_lag_ms: f64,
+}
+
+fn second_op(h: &histogram::Micros) -> SecondOp {
+    let ms = |us: u64| us as f64 / 1000.0;
+    SecondOp {
+        count: h.len(),
+        p50_ms: ms(h.value_at_quantile(0.5)),
+        p90_ms: ms(h.value_at_quantile(0.9)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        max_ms: ms(h.max()),
+        histogram: histogram::encode(h),
+    }
+}
+
+/// What a workload was, for its report.
+pub struct WorkloadInfo {
+    /// Name.
+    pub name: String,
+    /// Driver kind.
+    pub driver: String,
+    /// Target URL.
+    pub target: String,
+    /// Arrival model.
+    pub model: serde_json::Value,
+    /// Primary operation.
+    pub primary: String,
+    /// Threshold expressions.
+    pub thresholds: Vec<String>,
+    /// Seconds the workload was meant to run.
+    pub active_secs: f64,
+}
+
+impl WorkloadReport {
+    /// Builds the report of one workload.
+    pub fn build(info: WorkloadInfo, r: Recorded, dropped: u64, t0: std::time::Instant) -> Self {
+        let ms_since =
+            |i: std::time::Instant| i.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+        let pulses = r
+            .pulses
+            .iter()
+            .map(|(&pulse, p)| PulseReport {
+                pulse,
+                count: p.count,
+                first_ms: ms_since(p.first),
+                last_ms: ms_since(p.last),
+                skew_ms: (p.last - p.first).as_secs_f64() * 1000.0,
+                max_lag_ms: p.max_lag.as_secs_f64() * 1000.0,
+            })
+            .collect();
+        let timeline = r
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(t, s)| SecondReport {
+                t: t as u64,
+                started: s.started,
+                errors: s.errors,
+                active: s.active,
+                bytes: s.bytes,
+                ops: s
+                    .ops
+                    .iter()
+                    .map(|(k, h)| (k.clone(), second_op(h)))
+                    .collect(),
+            })
+            .collect();
+        let mut report = WorkloadReport {
+            name: info.name,
+            driver: info.driver,
+            target: info.target,
+            model: info.model,
+            primary: info.primary,
+            threshold_exprs: info.thresholds,
+            arrivals: Arrivals {
+                started: r.start_lag.len(),
+                dropped,
+                start_lag: Summary::of(&r.start_lag),
+            },
+            operations: r
+                .ops
+                .iter()
+                .map(|(k, h)| (k.clone(), Summary::of(h)))
+                .collect(),
+            errors: r.errors,
+            outcomes: r.outcomes,
+            error_rate: 0.0,
+            active_secs: info.active_secs,
+            throughput_per_sec: 0.0,
+            bytes: r.bytes,
+            media: r.has_media.then(|| MediaReport {
+                sessions: r.media.sessions,
+                startup_failures: r.media.startup_failures,
+                stalls: r.media.stalls,
+                stall_ms: r.media.stall_ms,
+                viewing_secs: r.media.viewing_ms / 1000.0,
+                reconnects: r.media.reconnects,
+                dts_backwards: r.media.dts_backwards,
+                latency_samples: r.media.latency_samples,
+                ..MediaReport::default()
+            }),
+            timeline,
+            arrivals_100ms: r.arrivals_100ms,
+            pulses,
+        };
+        report.derive();
+        report
+    }
+
+    /// Recomputes the ratios from the counters.
+    fn derive(&mut self) {
+        let active_secs = self.active_secs;
+        let ok = self.operations.get(&self.primary).map_or(0, |s| s.count);
+        let errors: u64 = self.errors.values().sum();
+        self.error_rate = if ok + errors == 0 {
+            0.0
+        } else {
+            errors as f64 / (ok + errors) as f64
+        };
+        self.throughput_per_sec = if active_secs > 0.0 {
+            ok as f64 / active_secs
+        } else {
+            0.0
+        };
+        if let Some(m) = &mut self.media {
+            let minutes = m.viewing_secs / 60.0;
+            m.stalls_per_viewer_minute = if minutes > 0.0 {
+                m.stalls as f64 / minutes
+            } else {
+                0.0
+            };
+            m.stall_ratio = if m.viewing_secs > 0.0 {
+                m.stall_ms / 1000.0 / m.viewing_secs
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+impl Report {
+    /// Evaluates every workload's thresholds and sets `passed`.
+    pub fn evaluate(&mut self) {
+        self.thresholds = self
+            .workloads
+            .iter()
+            .flat_map(|w| {
+                w.threshold_exprs
+                    .iter()
+                    .map(move |expr| thresholds::evaluate(w, expr))
+            })
+            .collect();
+        self.passed = self.thresholds.iter().all(|t| t.passed);
+    }
+
+    /// Merges shard reports exactly: counters add up, histograms are merged, ratios and
+    /// percentiles are recomputed from the merged data.
+    pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
+        let mut iter = reports.into_iter();
+        let mut out = iter
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("nothing to merge"))?;
+        anyhow::ensure!(
+            out.schema == SCHEMA,
+            "unknown report schema {:?}",
+            out.schema
+        );
+        for r in iter {
+            anyhow::ensure!(r.schema == SCHEMA, "unknown report schema {:?}", r.schema);
+            anyhow::ensure!(
+                r.scenario == out.scenario,
+                "reports of different scenarios: {:?} and {:?}",
+                out.scenario,
+                r.scenario
+            );
+            for s in &r.shards {
+                anyhow::ensure!(!out.shards.contains(s), "shard {s} appears twice");
+            }
+            out.started_unix_ms = out.started_unix_ms.min(r.started_unix_ms);
+            out.duration_secs = out.duration_secs.max(r.duration_secs);
+            out.shards.extend(r.shards);
+            out.generators.extend(r.generators);
+            for w in r.workloads {
+                match out.workloads.iter_mut().find(|o| o.name == w.name) {
+                    Some(o) => merge_workload(o, w)?,
+                    None => out.workloads.push(w),
+                }
+            }
+        }
+        out.shards.sort_by_key(|s| s.index);
+        out.evaluate();
+        Ok(out)
+    }
+}
+
+fn merge_summary(into: &mut Summary, other: &Summary, digits: u8) -> anyhow::Result<()> {
+    let mut a = histogram::decode(&into.histogram, digits)?;
+    histogram::merge(&mut a, &histogram::decode(&other.histogram, digits)?);
+    *into = Summary::of(&a);
+    Ok(())
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, other: BTreeMap<String, u64>) {
+    for (k, v) in other {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+fn add_series(into: &mut Vec<u64>, other: &[u64]) {
+    if into.len() < other.len() {
+        into.resize(other.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(other) {
+        *a += b;
+    }
+}
+
+fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<()> {
+    o.active_secs = o.active_secs.max(w.active_secs);
+    for (k, s) in &w.operations {
+        match o.operations.get_mut(k) {
+            Some(into) => merge_summary(into, s, DIGITS)?,
+            None => {
+                o.operations.insert(k.clone(), s.clone());
+            }
+        }
+    }
+    o.arrivals.started += w.arrivals.started;
+    o.arrivals.dropped += w.arrivals.dropped;
+    merge_summary(&mut o.arrivals.start_lag, &w.arrivals.start_lag, DIGITS)?;
+    add_counts(&mut o.errors, w.errors);
+    add_counts(&mut o.outcomes, w.outcomes);
+    o.bytes += w.bytes;
+    o.media = match (o.media.take(), w.media) {
+        (Some(mut a), Some(b)) => {
+            a.sessions += b.sessions;
+            a.startup_failures += b.startup_failures;
+            a.stalls += b.stalls;
+            a.stall_ms += b.stall_ms;
+            a.viewing_secs += b.viewing_secs;
+            a.reconnects += b.reconnects;
+            a.dts_backwards += b.dts_backwards;
+            a.latency_samples += b.latency_samples;
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    };
+    for s in w.timeline {
+        let t = s.t as usize;
+        while o.timeline.len() <= t {
+            let t = o.timeline.len() as u64;
+            o.timeline.push(SecondReport {
+                t,
+                started: 0,
+                errors: 0,
+                active: 0,
+                bytes: 0,
+                ops: BTreeMap::new(),
+            });
+        }
+        let into = &mut o.timeline[t];
+        into.started += s.started;
+        into.errors += s.errors;
+        into.active += s.active;
+        into.bytes += s.bytes;
+        for (k, op) in s.ops {
+            let merged = match into.ops.get(&k) {
+                Some(a) => {
+                    let mut h = histogram::decode(&a.histogram, SECOND_DIGITS)?;
+                    histogram::merge(&mut h, &histogram::decode(&op.histogram, SECOND_DIGITS)?);
+                    second_op(&h)
+                }
+                None => op,
+            };
+            into.ops.insert(k, merged);
+        }
+    }
+    add_series(&mut o.arrivals_100ms, &w.arrivals_100ms);
+    for p in w.pulses {
+        match o.pulses.iter_mut().find(|q| q.pulse == p.pulse) {
+            Some(q) => {
+                q.count += p.count;
+                q.first_ms = q.first_ms.min(p.first_ms);
+                q.last_ms = q.last_ms.max(p.last_ms);
+                q.skew_ms = q.last_ms - q.first_ms;
+                q.max_lag_ms = q.max_lag_ms.max(p.max_lag_ms);
+            }
+            None => o.pulses.push(p),
+        }
+    }
+    o.derive();
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Runs a scenario: drivers are prepared, every workload's schedule is executed on time
+//! (closed users loop; open and pulse arrivals start at their intended instants, with latency
+//! measured from there), progress is sampled each second, and the report is assembled.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::drivers::{Ctx, Driver};
+use crate::generator::CpuMonitor;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::report::{Report, WorkloadInfo, WorkloadReport, SCHEMA};
+use crate::scenario::{ModelSpec, Scenario, WorkloadSpec};
+use crate::shard::Shard;
+use crate::workload::Schedule;
+
+/// Pulse arrivals are spawned this long before their instant and wait on the timer, so a
+/// zero-width pulse is released by one timer tick instead of a spawn loop.
+const PULSE_LEAD: Duration = Duration::from_millis(200);
+/// A session that ends early is restarted after this pause.
+const SESSION_RETRY: Duration = Duration::from_secs(1);
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Which share of every workload to run.
+    pub shard: Shard,
+    /// Wall-clock start shared by all shards.
+    pub start_at: Option<SystemTime>,
+    /// Show live progress (only on a terminal).
+    pub live: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            shard: Shard::WHOLE,
+            start_at: None,
+            live: false,
+        }
+    }
+}
+
+struct Running {
+    spec: WorkloadSpec,
+    driver: Arc<Driver>,
+    metrics: Arc<Metrics>,
+    duration: Duration,
+}
+
+/// Runs `scenario` and returns its report (thresholds evaluated).
+pub async fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> {
+    scenario.check()?;
+    let mut drivers = Vec::new();
+    for w in &scenario.workloads {
+        let d = Driver::new(&w.driver, options.shard.index == 0)
+            .await
+            .map_err(|e| anyhow::anyhow!("workload {:?}: {e}", w.name))?;
+        drivers.push(Arc::new(d));
+    }
+    if let Some(at) = options.start_at {
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => tokio::time::sleep(wait).await,
+            Err(late) => tracing::warn!(
+                "--start-at passed {:.1} s ago; starting now",
+                late.duration().as_secs_f64()
+            ),
+        }
+    }
+    let t0 = Instant::now();
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut cpu = CpuMonitor::new();
+    let running: Vec<Running> = scenario
+        .workloads
+        .iter()
+        .zip(drivers)
+        .map(|(w, driver)| Running {
+            spec: w.clone(),
+            driver,
+            metrics: Arc::new(Metrics::new(t0)),
+            duration: scenario.workload_duration(w),
+        })
+        .collect();
+    let hard_stop = CancellationToken::new();
+    let mut workloads = JoinSet::new();
+    for r in &running {
+        workloads.spawn(run_workload(
+            r.spec.clone(),
+            r.driver.clone(),
+            r.metrics.clone(),
+            t0 + r.spec.start,
+            r.duration,
+            options.shard,
+            hard_stop.clone(),
+        ));
+    }
+    let end = t0 + scenario.duration;
+    let mut live = Live::new(options.live, scenario.duration);
+    let mut tick =
+        tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let deadline = tokio::time::sleep_until((end + scenario.grace).into());
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = workloads.join_next() => {
+                if joined.is_none() {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for r in &running {
+                    r.metrics.sample(now);
+                }
+                let cores = cpu.sample();
+                live.show(now - t0, cores, &running.iter().map(|r| (r.spec.name.as_str(), r.spec.driver.primary(), &*r.metrics)).collect::<Vec<_>>());
+            }
+            _ = &mut deadline, if !hard_stop.is_cancelled() => {
+                hard_stop.cancel();
+            }
+        }
+    }
+    live.finish();
+    let mut reports = Vec::new();
+    let mut dropped = 0;
+    let mut worst_lag = 0.0f64;
+    for r in running {
+        let d = r.metrics.dropped_count();
+        dropped += d;
+        let info = WorkloadInfo {
+            name: r.spec.name.clone(),
+            driver: r.spec.driver.kind().to_string(),
+            target: r.spec.driver.target().to_string(),
+            model: serde_json::to_value(&r.spec.model)?,
+            primary: r.spec.driver.primary().to_string(),
+            thresholds: r.spec.thresholds.clone(),
+            active_secs: r.duration.as_secs_f64(),
+        };
+        let w = WorkloadReport::build(info, r.metrics.finish(), d, t0);
+        worst_lag = worst_lag.max(w.arrivals.start_lag.p99_ms);
+        reports.push(w);
+    }
+    let mut report = Report {
+        schema: SCHEMA.to_string(),
+        scenario: scenario.name.clone(),
+        started_unix_ms,
+        duration_secs: scenario.duration.as_secs_f64(),
+        shards: vec![options.shard],
+        generators: vec![cpu.report(options.shard, dropped, worst_lag)],
+        workloads: reports,
+        thresholds: Vec::new(),
+        passed: true,
+    };
+    report.evaluate();
+    Ok(report)
+}
+
+async fn run_workload(
+    spec: WorkloadSpec,
+    driver: Arc<Driver>,
+    metrics: Arc<Metrics>,
+    start: Instant,
+    duration: Duration,
+    shard: Shard,
+    hard_stop: CancellationToken,
+) {
+    let end = start + duration;
+    let session = spec.driver.is_session();
+    let mut tasks = JoinSet::new();
+    match Schedule::new(&spec.model, duration, shard) {
+        Schedule::Closed(users) => {
+            for user in users {
+                let (driver, metrics, stop) = (driver.clone(), metrics.clone(), hard_stop.clone());
+                tasks.spawn(async move {
+                    tokio::time::sleep_until((start + user.at).into()).await;
+                    let _active = metrics.active();
+                    while Instant::now() < end && !stop.is_cancelled() {
+                        let now = Instant::now();
+                        metrics.started(now, now, None);
+                        let ctx = Ctx {
+                            index: user.index,
+                            intended: now,
+                            end,
+                            stop: &stop,
+                            metrics: &metrics,
+                        };
+                        driver.iterate(&ctx).await;
+                        if session && Instant::now() + SESSION_RETRY < end {
+                            tokio::time::sleep(SESSION_RETRY).await;
+                        }
+                    }
+                });
+            }
+        }
+        Schedule::Arrivals {
+            arrivals,
+            max_in_flight,
+        } => {
+            let lead = if matches!(spec.model, ModelSpec::Pulse { .. }) {
+                PULSE_LEAD
+            } else {
+                Duration::ZERO
+            };
+            let in_flight = Arc::new(AtomicU64::new(0));
+            for a in arrivals {
+                let intended = start + a.at;
+                if intended >= end || hard_stop.is_cancelled() {
+                    break;
+                }
+                tokio::time::sleep_until((intended.checked_sub(lead).unwrap_or(intended)).into())
+                    .await;
+                if in_flight.load(Relaxed) >= max_in_flight {
+                    metrics.dropped();
+                    continue;
+                }
+                in_flight.fetch_add(1, Relaxed);
+                let (driver, metrics, stop, in_flight) = (
+                    driver.clone(),
+                    metrics.clone(),
+                    hard_stop.clone(),
+                    in_flight.clone(),
+                );
+                tasks.spawn(async move {
+                    tokio::time::sleep_until(intended.into()).await;
+                    let _active = metrics.active();
+                    metrics.started(intended, Instant::now(), a.pulse);
+                    let ctx = Ctx {
+                        index: a.index,
+                        intended,
+                        end,
+                        stop: &stop,
+                        metrics: &metrics,
+                    };
+                    driver.iterate(&ctx).await;
+                    in_flight.fetch_sub(1, Relaxed);
+                });
+                // Reap finished tasks so a long open run does not keep every handle.
+                while tasks.try_join_next().is_some() {}
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
