@@ -167,8 +167,8 @@ struct SaleCmd {
     /// Spread of the pulse (0 = all at one instant).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     window: Duration,
-    /// When the pulse starts.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// When the pulse starts (buyers connect during the 3 s before it).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     at: Duration,
     /// HTTP or WebSocket purchases.
     #[arg(long, value_enum, default_value = "http")]
@@ -329,6 +329,7 @@ fn scenario_of(args: &LoadArgs) -> anyhow::Result<Option<(Scenario, RunFlags)>> 
                 sale: c.sale.clone(),
                 via: c.via,
                 token_secret: c.token_secret.clone(),
+                buyer_prefix: "buyer".to_string(),
                 room: "sale".to_string(),
                 create_stock: c.stock,
                 admin_key: c.admin_key.clone(),

@@ -18,9 +18,11 @@ use crate::scenario::{ModelSpec, Scenario, WorkloadSpec};
 use crate::shard::Shard;
 use crate::workload::Schedule;
 
-/// Pulse arrivals are spawned this long before their instant and wait on the timer, so a
-/// zero-width pulse is released by one timer tick instead of a spawn loop.
-const PULSE_LEAD: Duration = Duration::from_millis(200);
+/// Arrivals of a zero-width pulse are spawned this long before their instant: each prepares
+/// (signs its token, opens its own connection) and then waits on the timer, so the pulse is
+/// released by one timer tick with nothing left to do but send, like a synchronizing timer.
+/// Spread arrivals start at their instant and share keep-alive connections.
+const PULSE_LEAD: Duration = Duration::from_secs(3);
 /// A session that ends early is restarted after this pause.
 const SESSION_RETRY: Duration = Duration::from_secs(1);
 
@@ -55,6 +57,7 @@ struct Running {
 /// Runs `scenario` and returns its report (thresholds evaluated).
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> {
     scenario.check()?;
+    raise_open_files_limit();
     let mut drivers = Vec::new();
     for w in &scenario.workloads {
         let d = Driver::new(&w.driver, options.shard.index == 0)
@@ -181,14 +184,14 @@ async fn run_workload(
                     tokio::time::sleep_until((start + user.at).into()).await;
                     let _active = metrics.active();
                     while Instant::now() < end && !stop.is_cancelled() {
-                        let now = Instant::now();
-                        metrics.started(now, now, None);
                         let ctx = Ctx {
                             index: user.index,
-                            intended: now,
+                            intended: Instant::now(),
+                            pulse: None,
                             end,
                             stop: &stop,
                             metrics: &metrics,
+                            started: Default::default(),
                         };
                         driver.iterate(&ctx).await;
                         if session && Instant::now() + SESSION_RETRY < end {
@@ -202,7 +205,8 @@ async fn run_workload(
             arrivals,
             max_in_flight,
         } => {
-            let lead = if matches!(spec.model, ModelSpec::Pulse { .. }) {
+            let lead = if matches!(spec.model, ModelSpec::Pulse { window, .. } if window.is_zero())
+            {
                 PULSE_LEAD
             } else {
                 Duration::ZERO
@@ -227,15 +231,15 @@ async fn run_workload(
                     in_flight.clone(),
                 );
                 tasks.spawn(async move {
-                    tokio::time::sleep_until(intended.into()).await;
                     let _active = metrics.active();
-                    metrics.started(intended, Instant::now(), a.pulse);
                     let ctx = Ctx {
                         index: a.index,
                         intended,
+                        pulse: a.pulse,
                         end,
                         stop: &stop,
                         metrics: &metrics,
+                        started: Default::default(),
                     };
                     driver.iterate(&ctx).await;
                     in_flight.fetch_sub(1, Relaxed);
@@ -246,4 +250,16 @@ async fn run_workload(
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Raises the soft open-files limit to the hard one: every user holds a socket.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }

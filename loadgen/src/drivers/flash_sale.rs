@@ -37,8 +37,12 @@ pub struct FlashSaleSpec {
     /// HTTP or WebSocket.
     #[serde(default)]
     pub via: SaleVia,
-    /// Token secret; buyer `n` gets a token for user `buyer-n`.
+    /// Token secret; buyers get signed tokens.
     pub token_secret: String,
+    /// Buyer `n` is user `{buyer_prefix}-n`; runs that must not share buyers use different
+    /// prefixes (a repeated user and key gets the first answer again).
+    #[serde(default = "buyer")]
+    pub buyer_prefix: String,
     /// Room WebSocket buyers join.
     #[serde(default = "sale_room")]
     pub room: String,
@@ -51,6 +55,10 @@ pub struct FlashSaleSpec {
     /// Per-request timeout in seconds.
     #[serde(default = "ten")]
     pub timeout_secs: f64,
+}
+
+fn buyer() -> String {
+    "buyer".to_string()
 }
 
 fn sale_room() -> String {
@@ -110,9 +118,15 @@ impl Buyer {
             ("x-admin-key".to_string(), admin_key.to_string()),
             ("content-type".to_string(), "application/json".to_string()),
         ];
+        let conn = self
+            .pool
+            .checkout()
+            .await
+            .map_err(|f| anyhow::anyhow!("connecting to {}: {}", self.spec.url, f.kind()))?;
         let answer = self
             .pool
             .send(
+                conn,
                 &Method::POST,
                 &format!("{base}/api/v1/sales"),
                 &headers,
@@ -133,7 +147,7 @@ impl Buyer {
 
     /// One purchase by buyer `ctx.index`.
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
-        let user = format!("buyer-{}", ctx.index);
+        let user = format!("{}-{}", self.spec.buyer_prefix, ctx.index);
         let outcome = tokio::select! {
             o = async {
                 match self.spec.via {
@@ -163,9 +177,12 @@ impl Buyer {
             ),
             ("idempotency-key".to_string(), format!("{user}-1")),
         ];
+        let conn = self.pool.checkout().await;
+        ctx.go().await;
         let answer = self
             .pool
             .send(
+                conn.map_err(|f| f.kind().to_string())?,
                 &Method::POST,
                 &self.purchase_path,
                 &headers,
@@ -195,11 +212,11 @@ impl Buyer {
     async fn over_ws(&self, ctx: &Ctx<'_>, user: &str) -> Result<String, String> {
         let token = self.signer.token(user, &self.spec.room);
         let url = format!("{}?room={}&token={token}", self.ws_base, self.spec.room);
-        let mut ws = connect(&url).await.map_err(str::to_string)?;
-        ctx.metrics.record(
-            "connect",
-            Instant::now().saturating_duration_since(ctx.intended),
-        );
+        let connecting = Instant::now();
+        let ws = connect(&url).await;
+        ctx.go().await;
+        let mut ws = ws.map_err(str::to_string)?;
+        ctx.metrics.record("connect", connecting.elapsed());
         let request = serde_json::json!({
             "type": "purchase", "id": "p", "sale": self.spec.sale, "key": format!("{user}-1")
         });

@@ -88,9 +88,17 @@ impl Requester {
         } else {
             self.path.clone()
         };
-        let result = tokio::select! {
-            r = self.pool.send(&self.method, &path, &self.headers, &self.body, false) => r,
+        let conn = tokio::select! {
+            c = self.pool.checkout() => c,
             _ = ctx.stop.cancelled() => return ctx.metrics.error("cancelled"),
+        };
+        ctx.go().await;
+        let result = match conn {
+            Ok(conn) => tokio::select! {
+                r = self.pool.send(conn, &self.method, &path, &self.headers, &self.body, false) => r,
+                _ = ctx.stop.cancelled() => return ctx.metrics.error("cancelled"),
+            },
+            Err(f) => Err(f),
         };
         match result {
             Ok(answer) => {

@@ -9,6 +9,7 @@ mod token;
 mod ws;
 mod ws_chat;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -104,12 +105,28 @@ pub struct Ctx<'a> {
     pub index: u64,
     /// When the iteration was meant to start; latency is measured from here.
     pub intended: Instant,
+    /// The pulse the arrival belongs to.
+    pub pulse: Option<u32>,
     /// When the workload ends; sessions run until then.
     pub end: Instant,
     /// Fires when in-flight work must stop (end plus grace).
     pub stop: &'a CancellationToken,
     /// Where to record.
     pub metrics: &'a Metrics,
+    /// Whether [`Ctx::go`] ran.
+    pub started: AtomicBool,
+}
+
+impl Ctx<'_> {
+    /// Waits for the intended start and records the actual one. Drivers call it once, after
+    /// whatever preparation a real client would have done before the moment of truth.
+    pub async fn go(&self) {
+        tokio::time::sleep_until(self.intended.into()).await;
+        if !self.started.swap(true, Relaxed) {
+            self.metrics
+                .started(self.intended, Instant::now(), self.pulse);
+        }
+    }
 }
 
 /// A driver ready to run iterations.
@@ -142,8 +159,15 @@ impl Driver {
         })
     }
 
-    /// Runs one iteration.
+    /// Runs one iteration; its start is recorded even if the driver ended before [`Ctx::go`].
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        self.dispatch(ctx).await;
+        if !ctx.started.load(Relaxed) {
+            ctx.go().await;
+        }
+    }
+
+    async fn dispatch(&self, ctx: &Ctx<'_>) {
         match self {
             Driver::Publish(d) => d.iterate(ctx).await,
             Driver::Play(d) => d.iterate(ctx).await,

@@ -66,6 +66,7 @@ impl Player {
 
     /// One viewing session until the workload ends.
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        ctx.go().await;
         let now = Instant::now();
         if now >= ctx.end {
             return;

@@ -44,6 +44,9 @@ pub struct Answer {
     pub len: u64,
 }
 
+/// A connection checked out of a [`Pool`].
+pub struct Conn(SendRequest<Full<Bytes>>);
+
 /// Keep-alive connections to one `host:port`.
 pub struct Pool {
     authority: String,
@@ -75,32 +78,34 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn checkout(&self) -> Result<SendRequest<Full<Bytes>>, HttpFailure> {
+    /// An idle keep-alive connection, or a new one.
+    pub async fn checkout(&self) -> Result<Conn, HttpFailure> {
         loop {
             let Some(mut s) = self.idle.lock().pop() else {
-                return self.connect().await;
+                return match tokio::time::timeout(self.timeout, self.connect()).await {
+                    Ok(r) => r.map(Conn),
+                    Err(_) => Err(HttpFailure::Timeout),
+                };
             };
             if !s.is_closed() && s.ready().await.is_ok() {
-                return Ok(s);
+                return Ok(Conn(s));
             }
         }
     }
 
-    /// Sends one request; `keep_body` keeps the body bytes in the answer.
+    /// Sends one request on `conn`, which returns to the pool afterwards; `keep_body` keeps the
+    /// body bytes in the answer.
     pub async fn send(
         &self,
+        conn: Conn,
         method: &Method,
         path: &str,
         headers: &[(String, String)],
         body: &Bytes,
         keep_body: bool,
     ) -> Result<Answer, HttpFailure> {
-        match tokio::time::timeout(
-            self.timeout,
-            self.exchange(method, path, headers, body, keep_body),
-        )
-        .await
-        {
+        let exchange = self.exchange(conn.0, method, path, headers, body, keep_body);
+        match tokio::time::timeout(self.timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(HttpFailure::Timeout),
         }
@@ -108,13 +113,13 @@ impl Pool {
 
     async fn exchange(
         &self,
+        mut sender: SendRequest<Full<Bytes>>,
         method: &Method,
         path: &str,
         headers: &[(String, String)],
         body: &Bytes,
         keep_body: bool,
     ) -> Result<Answer, HttpFailure> {
-        let mut sender = self.checkout().await?;
         let mut req = Request::builder()
             .method(method.clone())
             .uri(path)

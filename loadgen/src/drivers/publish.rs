@@ -62,6 +62,7 @@ impl Publisher {
 
     /// One publishing session until the workload ends.
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        ctx.go().await;
         let url = match RtmpUrl::parse(&expand(&self.url, ctx.index)) {
             Ok(u) => u,
             Err(_) => return ctx.metrics.error("bad_url"),

@@ -101,6 +101,7 @@ impl Chat {
 
     /// One member session until the workload ends.
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
+        ctx.go().await;
         let m = ctx.metrics;
         let url = self.url(ctx.index);
         let mut ws = tokio::select! {
