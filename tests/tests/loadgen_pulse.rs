@@ -1,0 +1,59 @@
+//! A flash-sale pulse at the issue's scale: 10,000 purchase attempts spread over 1 s against
+//! the business server. The report's arrival timeline keeps the pulse shape, and exactly the
+//! stock is sold.
+
+use loadgen::{run, RunOptions, Scenario};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_purchases_in_one_second() {
+    let config = business_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        token_secret: "pulse-secret".into(),
+        admin_key: "pulse-admin".into(),
+        ..business_server::Config::default()
+    };
+    let server = business_server::Server::bind(config).await.expect("starts");
+    let addr = server.http_addr();
+    let scenario = Scenario::from_toml(&format!(
+        r#"
+name = "flash-sale pulse"
+duration = "6s"
+
+[[workload]]
+name = "buyers"
+driver = {{ kind = "flash-sale", url = "http://{addr}", sale = "pulse", token_secret = "pulse-secret", create_stock = 1000, admin_key = "pulse-admin" }}
+model = {{ kind = "pulse", count = 10000, window = "1s", at = "2s" }}
+"#
+    ))
+    .expect("valid scenario");
+    let report = run(&scenario, &RunOptions::default()).await.expect("run");
+    let text = loadgen::text::render(&report);
+    println!("{text}");
+    let w = &report.workloads[0];
+    assert_eq!(w.arrivals.started, 10_000, "{text}");
+    assert_eq!(w.outcomes.get("success"), Some(&1000), "{text}");
+    assert_eq!(w.outcomes.get("sold_out"), Some(&9000), "{text}");
+    // The pulse occupies the ten 100 ms buckets from 2.0 s to 3.0 s, 1,000 starts each.
+    let buckets = &w.arrivals_100ms;
+    println!("arrivals per 100 ms: {buckets:?}");
+    assert_eq!(buckets.iter().sum::<u64>(), 10_000);
+    assert!(
+        buckets[..20].iter().all(|&n| n == 0),
+        "nothing before the pulse"
+    );
+    for (i, &n) in buckets[20..30].iter().enumerate() {
+        assert!(
+            (900..=1100).contains(&n),
+            "bucket {} has {n} starts, not 1,000 ± 10%: {buckets:?}",
+            20 + i
+        );
+    }
+    let state: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/sales/pulse"))
+        .await
+        .expect("sale state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["sold"], 1000, "{state}");
+    server.shutdown().await;
+}
