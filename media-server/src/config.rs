@@ -1,5 +1,6 @@
 //! Origin configuration: TOML file, overridable from the command line.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct Config {
     pub hls: HlsConfig,
     /// RTMP protocol limits.
     pub rtmp_limits: RtmpLimits,
+    /// Adaptive bitrate ladders (used by builds with the `transcode` feature).
+    pub transcode: TranscodeConfig,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             hub: HubConfig::default(),
             hls: HlsConfig::default(),
             rtmp_limits: RtmpLimits::default(),
+            transcode: TranscodeConfig::default(),
         }
     }
 }
@@ -164,6 +168,96 @@ impl Default for RtmpLimits {
     }
 }
 
+/// Adaptive bitrate transcoding: per-app ladders and the libx264 settings they share.
+/// Off unless at least one app has a ladder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscodeConfig {
+    /// libx264 preset, e.g. `veryfast`.
+    pub preset: String,
+    /// H.264 profile, e.g. `high`.
+    pub profile: String,
+    /// libx264 tune; empty for none.
+    pub tune: String,
+    /// libx264 threads per rendition (0: libx264 decides).
+    pub threads: u32,
+    /// Seconds a stream's transcoder may fall behind real time before it drops its
+    /// lowest-priority rendition.
+    pub max_lag_secs: f64,
+    /// Renditions per app, highest priority first; each becomes stream `{app}/{stream}_{name}`.
+    pub ladders: BTreeMap<String, Vec<RenditionConfig>>,
+}
+
+impl Default for TranscodeConfig {
+    fn default() -> Self {
+        Self {
+            preset: "veryfast".into(),
+            profile: "high".into(),
+            tune: "zerolatency".into(),
+            threads: 1,
+            max_lag_secs: 3.0,
+            ladders: BTreeMap::new(),
+        }
+    }
+}
+
+impl TranscodeConfig {
+    /// True when some app has a ladder.
+    pub fn enabled(&self) -> bool {
+        self.ladders.values().any(|l| !l.is_empty())
+    }
+
+    /// The ladder of `app`, empty if it has none.
+    pub fn ladder(&self, app: &str) -> &[RenditionConfig] {
+        self.ladders.get(app).map_or(&[], Vec::as_slice)
+    }
+
+    /// Checks rendition names and sizes.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_lag_secs.is_nan() || self.max_lag_secs <= 0.0 {
+            anyhow::bail!("transcode.max_lag_secs must be positive");
+        }
+        for (app, ladder) in &self.ladders {
+            let mut names = std::collections::HashSet::new();
+            for r in ladder {
+                let ok_name = !r.name.is_empty()
+                    && r.name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-');
+                if !ok_name {
+                    anyhow::bail!("transcode.ladders.{app}: bad rendition name {:?} (letters, digits and '-' only)", r.name);
+                }
+                if !names.insert(r.name.as_str()) {
+                    anyhow::bail!("transcode.ladders.{app}: rendition {} listed twice", r.name);
+                }
+                let even = |v: u32| v >= 2 && v.is_multiple_of(2);
+                if !even(r.height) || r.width.is_some_and(|w| !even(w)) || r.video_kbps == 0 {
+                    anyhow::bail!(
+                        "transcode.ladders.{app}.{}: width and height must be even and positive, video_kbps positive",
+                        r.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One rung of a ladder.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RenditionConfig {
+    /// Suffix of the rendition's stream name, e.g. `720p`.
+    pub name: String,
+    /// Output height in pixels (even).
+    pub height: u32,
+    /// Output width in pixels (even); by default the source's aspect ratio at `height`.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Video bitrate in kbit/s.
+    pub video_kbps: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +277,37 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected() {
         assert!(Config::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn transcode_ladders_parse_and_validate() {
+        let c = Config::from_toml(
+            "[transcode]\npreset = \"superfast\"\n\
+             [[transcode.ladders.live]]\nname = \"720p\"\nheight = 720\nvideo_kbps = 2500\n\
+             [[transcode.ladders.live]]\nname = \"360p\"\nheight = 360\nwidth = 640\nvideo_kbps = 600\n",
+        )
+        .expect("valid config");
+        assert!(c.transcode.enabled());
+        assert_eq!(c.transcode.preset, "superfast");
+        assert_eq!(c.transcode.ladder("live").len(), 2);
+        assert_eq!(c.transcode.ladder("live")[1].width, Some(640));
+        assert!(c.transcode.ladder("other").is_empty());
+        c.transcode.validate().expect("valid ladder");
+        assert!(!Config::default().transcode.enabled());
+
+        let mut bad = c.transcode.clone();
+        bad.ladders
+            .get_mut("live")
+            .expect("live")
+            .push(RenditionConfig {
+                name: "360p".into(),
+                height: 360,
+                width: None,
+                video_kbps: 600,
+            });
+        assert!(bad.validate().is_err(), "duplicate name");
+        let mut bad = c.transcode;
+        bad.ladders.get_mut("live").expect("live")[0].height = 721;
+        assert!(bad.validate().is_err(), "odd height");
     }
 }

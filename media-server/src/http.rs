@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::config::HlsConfig;
+use crate::config::{HlsConfig, TranscodeConfig};
 use crate::hls::{self, HlsStore};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub hls_config: HlsConfig,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Rendition ladders, for master playlists.
+    pub transcode: Arc<TranscodeConfig>,
 }
 
 /// Builds the router.
@@ -54,5 +56,8 @@ async fn segment_file(
     State(state): State<AppState>,
     Path((app, stream, file)): Path<(String, String, String)>,
 ) -> Response {
+    if file == "master.m3u8" {
+        return hls::master_playlist(&state, &app, &stream).await;
+    }
     hls::segment(&state, &format!("{app}/{stream}"), &file).await
 }

@@ -10,6 +10,8 @@ pub mod hub;
 pub mod metrics;
 pub mod rtmp;
 mod server;
+#[cfg(feature = "transcode")]
+pub mod transcode;
 
 pub use config::Config;
 pub use server::{Running, Server};

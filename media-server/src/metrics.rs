@@ -14,6 +14,13 @@ pub struct ProtocolLabel {
     pub protocol: &'static str,
 }
 
+/// Label for per-rendition series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RenditionLabel {
+    /// Rendition name from the ladder, e.g. `720p`.
+    pub rendition: String,
+}
+
 /// Every origin metric.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,6 +51,14 @@ pub struct Metrics {
     pub streams: Gauge,
     /// Current viewers, by protocol.
     pub viewers: Family<ProtocolLabel, Gauge>,
+    /// Renditions being encoded now.
+    pub transcode_renditions: Gauge,
+    /// Video frames encoded into renditions.
+    pub transcode_frames_encoded: Counter,
+    /// Renditions stopped because their stream's transcoder fell behind real time.
+    pub transcode_renditions_dropped: Family<RenditionLabel, Counter>,
+    /// Sources the transcoder could not decode, served without renditions.
+    pub transcode_passthrough: Counter,
 }
 
 impl Default for Metrics {
@@ -64,6 +79,10 @@ impl Default for Metrics {
             http_bytes_out: Family::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
+            transcode_renditions: Gauge::default(),
+            transcode_frames_encoded: Counter::default(),
+            transcode_renditions_dropped: Family::default(),
+            transcode_passthrough: Counter::default(),
         };
         let r = &mut registry;
         r.register(
@@ -119,6 +138,26 @@ impl Default for Metrics {
         );
         r.register("streams", "Streams known to the hub", m.streams.clone());
         r.register("viewers", "Current viewers", m.viewers.clone());
+        r.register(
+            "transcode_renditions",
+            "Renditions being encoded",
+            m.transcode_renditions.clone(),
+        );
+        r.register(
+            "transcode_frames_encoded",
+            "Video frames encoded into renditions",
+            m.transcode_frames_encoded.clone(),
+        );
+        r.register(
+            "transcode_renditions_dropped",
+            "Renditions stopped because the transcoder fell behind real time",
+            m.transcode_renditions_dropped.clone(),
+        );
+        r.register(
+            "transcode_passthrough",
+            "Sources the transcoder could not decode, served without renditions",
+            m.transcode_passthrough.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -136,6 +175,15 @@ impl Metrics {
         self.http_bytes_out
             .get_or_create(&ProtocolLabel { protocol })
             .inc_by(n as u64);
+    }
+
+    /// Counts a rendition dropped for falling behind real time.
+    pub fn rendition_dropped(&self, rendition: &str) {
+        self.transcode_renditions_dropped
+            .get_or_create(&RenditionLabel {
+                rendition: rendition.to_string(),
+            })
+            .inc();
     }
 
     /// Renders every metric in Prometheus text format.

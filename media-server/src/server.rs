@@ -59,6 +59,23 @@ impl Server {
             )));
         }
 
+        config.transcode.validate()?;
+        #[cfg(feature = "transcode")]
+        if config.transcode.enabled() {
+            tasks.push(tokio::spawn(crate::transcode::run(
+                hub.clone(),
+                config.transcode.clone(),
+                metrics.clone(),
+            )));
+        }
+        #[cfg(not(feature = "transcode"))]
+        if config.transcode.enabled() {
+            tracing::warn!(
+                "transcode ladders are configured but this build has no `transcode` feature; \
+                 serving sources only"
+            );
+        }
+
         let ctx = rtmp::Context {
             hub: hub.clone(),
             limits: config.rtmp_limits.clone(),
@@ -77,6 +94,7 @@ impl Server {
             hls: store,
             hls_config: config.hls.clone(),
             metrics,
+            transcode: Arc::new(config.transcode.clone()),
         });
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -249,3 +249,18 @@ pub async fn burst(url: &str, n: usize) -> Vec<(u16, String, bytes::Bytes)> {
     }
     out
 }
+
+/// Threads of this process whose name starts with `prefix` (Linux `/proc/self/task`).
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.starts_with(prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

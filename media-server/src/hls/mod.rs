@@ -1,9 +1,12 @@
-//! HLS output: segmenter tasks, the in-memory segment store and its HTTP handlers.
+//! HLS output: segmenter tasks, the in-memory segment store, its HTTP handlers and the
+//! adaptive bitrate master playlist.
 
+mod master;
 mod output;
 mod routes;
 mod store;
 
+pub use master::{master_playlist, render_master, Variant};
 pub use output::run;
 pub use routes::{playlist, segment};
 pub use store::{HlsStore, HlsStream};

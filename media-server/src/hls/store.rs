@@ -72,6 +72,26 @@ impl HlsStream {
             .map(|(_, b)| b.clone())
     }
 
+    /// (peak, average) bits per second over the listed segments still kept; `None` before the
+    /// first segment.
+    pub fn bandwidth(&self) -> Option<(u64, u64)> {
+        let mut peak = 0.0f64;
+        let (mut bits, mut secs) = (0.0f64, 0.0f64);
+        for (seq, duration) in self.playlist.segments() {
+            let Some(data) = self.segment(seq) else {
+                continue;
+            };
+            if duration <= 0.0 {
+                continue;
+            }
+            let b = data.len() as f64 * 8.0;
+            peak = peak.max(b / duration);
+            bits += b;
+            secs += duration;
+        }
+        (secs > 0.0).then(|| (peak.ceil() as u64, (bits / secs).ceil() as u64))
+    }
+
     /// Resolves when a segment is added.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

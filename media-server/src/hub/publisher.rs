@@ -86,11 +86,18 @@ impl Publisher {
 
     /// Pushes one RTMP video message; returns the number of viewer drops it caused.
     pub fn push_video(&mut self, timestamp: u32, payload: Bytes) -> Result<u64, MediaError> {
+        let dts = self.dts(timestamp);
+        self.push_video_at(dts, payload)
+    }
+
+    /// Pushes one video message whose `dts` is already on the hub's timeline, for streams
+    /// derived from another stream (so both share timestamps exactly).
+    pub fn push_video_at(&mut self, dts: u64, payload: Bytes) -> Result<u64, MediaError> {
         let info = flv::parse_video(&payload)?;
         let header = info.packet == VideoPacket::SequenceHeader;
         let frame = Frame {
             kind: FrameKind::Video,
-            dts: self.dts(timestamp),
+            dts,
             cts: info.composition_time,
             keyframe: info.keyframe,
             header,
@@ -102,10 +109,16 @@ impl Publisher {
 
     /// Pushes one RTMP audio message; returns the number of viewer drops it caused.
     pub fn push_audio(&mut self, timestamp: u32, payload: Bytes) -> Result<u64, MediaError> {
+        let dts = self.dts(timestamp);
+        self.push_audio_at(dts, payload)
+    }
+
+    /// Pushes one audio message whose `dts` is already on the hub's timeline.
+    pub fn push_audio_at(&mut self, dts: u64, payload: Bytes) -> Result<u64, MediaError> {
         let info = flv::parse_audio(&payload)?;
         let frame = Frame {
             kind: FrameKind::Audio,
-            dts: self.dts(timestamp),
+            dts,
             cts: 0,
             keyframe: false,
             header: info.sound_format == 10 && info.sequence_header,

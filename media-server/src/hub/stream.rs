@@ -192,6 +192,17 @@ impl Stream {
         self.state.lock().info.clone()
     }
 
+    /// Measured input (frames per second, bits per second) over the last couple of seconds.
+    pub fn input_rate(&self) -> (f64, f64) {
+        let state = self.state.lock();
+        (state.rate.fps, state.rate.bitrate_bps)
+    }
+
+    /// The current publish session; 0 before the first.
+    pub fn epoch(&self) -> u32 {
+        self.state.lock().epoch
+    }
+
     pub(crate) fn remove_viewer(&self, id: u64) {
         self.state.lock().viewers.retain(|v| v.id != id);
     }

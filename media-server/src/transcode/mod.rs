@@ -1,0 +1,181 @@
+//! Adaptive bitrate transcoding (feature `transcode`): a hub subscriber per source stream that
+//! decodes its H.264 once, scales and encodes each ladder rung with libx264 on dedicated
+//! threads, and publishes the renditions back into the hub as streams `{app}/{stream}_{name}`.
+//!
+//! The async side only forwards frames and follows the publish lifecycle; all media work runs
+//! on `std::thread`s. A rendition's keyframes and timestamps are the source's, so HLS cuts
+//! every rendition exactly where it cuts the source.
+
+mod bitstream;
+mod decoder;
+mod ladder;
+mod lag;
+mod rendition;
+
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ffmpeg_next as ffmpeg;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::config::TranscodeConfig;
+use crate::hub::{Frame, Hub, Protocol, Stream};
+use crate::metrics::Metrics;
+
+pub use ladder::{is_rendition_key, plan, rendition_key, Planned};
+pub use lag::LagMonitor;
+
+/// Source frames queued for a pipeline before new ones are dropped up to the next keyframe.
+const INPUT_QUEUE: usize = 1024;
+/// How often a quiet stream is checked for a publisher that left.
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+
+/// Starts a transcoder for every new stream of an app with a ladder, until the hub is dropped.
+pub async fn run(hub: Hub, settings: TranscodeConfig, metrics: Arc<Metrics>) {
+    if let Err(e) = ffmpeg::init() {
+        tracing::error!("transcoding off: FFmpeg libraries failed to initialise: {e}");
+        return;
+    }
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    let settings = Arc::new(settings);
+    let mut new_streams = hub.new_streams();
+    loop {
+        match new_streams.recv().await {
+            Ok(stream) => {
+                let app = stream.key().split('/').next().unwrap_or_default();
+                let ladder = settings.ladder(app);
+                if ladder.is_empty() || is_rendition_key(stream.key(), ladder) {
+                    continue;
+                }
+                tokio::spawn(supervise(
+                    hub.clone(),
+                    stream,
+                    settings.clone(),
+                    metrics.clone(),
+                ));
+            }
+            Err(RecvError::Lagged(n)) => tracing::warn!("transcoder missed {n} new streams"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A running pipeline for one publish session of a source.
+struct Running {
+    epoch: u32,
+    tx: SyncSender<Frame>,
+    thread: JoinHandle<()>,
+    /// Dropping video until the next keyframe after the queue overflowed.
+    resync: bool,
+}
+
+impl Running {
+    /// Queues a frame without waiting; false once the pipeline has ended by itself.
+    fn feed(&mut self, frame: Frame, key: &str) -> bool {
+        if self.resync {
+            if frame.kind == crate::hub::FrameKind::Video && !frame.keyframe && !frame.header {
+                return true;
+            }
+            self.resync = false;
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    stream = key,
+                    "transcoder input full; skipping to the next keyframe"
+                );
+                self.resync = true;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Closes the input and waits, off the async workers, for the pipeline thread to end.
+    async fn stop(self) {
+        drop(self.tx);
+        let thread = self.thread;
+        while !thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if thread.join().is_err() {
+            tracing::error!("transcoder pipeline thread panicked");
+        }
+    }
+}
+
+/// Follows one source stream: a pipeline per publish session, stopped when the publisher
+/// leaves and started again when it returns.
+async fn supervise(
+    hub: Hub,
+    stream: Arc<Stream>,
+    settings: Arc<TranscodeConfig>,
+    metrics: Arc<Metrics>,
+) {
+    let key = stream.key().to_string();
+    let app = key.split('/').next().unwrap_or_default().to_string();
+    let mut sub = hub.subscribe_stream(stream.clone(), Protocol::Internal);
+    let mut running: Option<Running> = None;
+    let mut done_epoch: Option<u32> = None;
+    loop {
+        match tokio::time::timeout(LIVENESS_CHECK, sub.recv()).await {
+            Ok(Some(frame)) => {
+                if running.as_ref().is_some_and(|r| r.epoch != frame.epoch) {
+                    if let Some(r) = running.take() {
+                        done_epoch = Some(r.epoch);
+                        r.stop().await;
+                    }
+                }
+                if running.is_none() && done_epoch != Some(frame.epoch) {
+                    let source = decoder::Source {
+                        hub: hub.clone(),
+                        key: key.clone(),
+                        ladder: settings.ladder(&app).to_vec(),
+                        settings: settings.clone(),
+                        metadata: stream.metadata(),
+                        metrics: metrics.clone(),
+                    };
+                    let (tx, rx) = sync_channel(INPUT_QUEUE);
+                    match decoder::spawn(source, rx) {
+                        Ok(thread) => {
+                            running = Some(Running {
+                                epoch: frame.epoch,
+                                tx,
+                                thread,
+                                resync: false,
+                            })
+                        }
+                        Err(e) => {
+                            tracing::error!(stream = %key, "transcoder thread not started: {e}");
+                            done_epoch = Some(frame.epoch);
+                        }
+                    }
+                }
+                if let Some(r) = running.as_mut() {
+                    if !r.feed(frame, &key) {
+                        if let Some(r) = running.take() {
+                            done_epoch = Some(r.epoch);
+                            r.stop().await;
+                        }
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                if !stream.is_live() {
+                    if let Some(r) = running.take() {
+                        tracing::info!(stream = %key, "publisher left; ending renditions");
+                        done_epoch = Some(r.epoch);
+                        r.stop().await;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(r) = running.take() {
+        r.stop().await;
+    }
+}
