@@ -202,6 +202,23 @@ struct MergeCmd {
     quiet: bool,
 }
 
+/// `livepulse load` on its own, for embedding and tests.
+#[derive(clap::Parser, Debug)]
+#[command(name = "load")]
+struct Standalone {
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+/// Parses `load …` arguments (the first item is the program name).
+pub fn parse_from<I, T>(args: I) -> Result<LoadArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    <Standalone as clap::Parser>::try_parse_from(args).map(|s| s.load)
+}
+
 fn parse_start_at(s: &str) -> Result<SystemTime, String> {
     if let Ok(secs) = s.parse::<f64>() {
         return Ok(UNIX_EPOCH + Duration::from_secs_f64(secs));
@@ -410,18 +427,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Top {
-        #[command(flatten)]
-        load: LoadArgs,
-    }
 
     fn parse(args: &[&str]) -> LoadArgs {
         let mut all = vec!["load"];
         all.extend_from_slice(args);
-        Top::try_parse_from(all).expect("valid command line").load
+        parse_from(all).expect("valid command line")
     }
 
     #[test]

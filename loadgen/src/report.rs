@@ -455,3 +455,140 @@ fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<(
     o.derive();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn info() -> WorkloadInfo {
+        WorkloadInfo {
+            name: "w".into(),
+            driver: "http".into(),
+            target: "http://x/".into(),
+            model: serde_json::json!({"kind": "closed"}),
+            primary: "request".into(),
+            thresholds: vec!["p99 < 250ms".into()],
+            active_secs: 10.0,
+        }
+    }
+
+    fn report(m: &Metrics, t0: Instant, shard: Shard) -> Report {
+        let mut r = Report {
+            schema: SCHEMA.into(),
+            scenario: "s".into(),
+            started_unix_ms: 0,
+            duration_secs: 10.0,
+            shards: vec![shard],
+            generators: Vec::new(),
+            workloads: vec![WorkloadReport::build(info(), m.finish(), 0, t0)],
+            thresholds: Vec::new(),
+            passed: true,
+        };
+        r.evaluate();
+        r
+    }
+
+    /// Deterministic, skewed samples: shard 0 sees a fast server, shard 1 a slow one.
+    fn sample(i: u64) -> (u64, Duration, Duration) {
+        let shard = i % 2;
+        let base = if shard == 0 { 800 } else { 40_000 };
+        let micros = base + (i * 7919) % (base / 2 + 1) + if i.is_multiple_of(97) { 300_000 } else { 0 };
+        (
+            shard,
+            Duration::from_micros(micros),
+            Duration::from_millis(i % 5_000),
+        )
+    }
+
+    #[test]
+    fn merged_shards_equal_one_run_over_the_same_samples() {
+        let t0 = Instant::now();
+        let whole = Metrics::new(t0);
+        let shards = [Metrics::new(t0), Metrics::new(t0)];
+        for i in 0..20_000 {
+            let (s, latency, at) = sample(i);
+            for m in [&whole, &shards[s as usize]] {
+                m.started(t0 + at, t0 + at, None);
+                m.record_at("request", latency, t0 + at);
+            }
+            if i.is_multiple_of(1000) {
+                whole.error("timeout");
+                shards[s as usize].error("timeout");
+            }
+        }
+        let one = report(&whole, t0, Shard::WHOLE);
+        let parts: Vec<Report> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                report(
+                    m,
+                    t0,
+                    Shard {
+                        index: i as u64,
+                        count: 2,
+                    },
+                )
+            })
+            .collect();
+        let p99s: Vec<f64> = parts
+            .iter()
+            .map(|r| r.workloads[0].operations["request"].p99_ms)
+            .collect();
+        let merged = Report::merge(parts).expect("merges");
+
+        let (a, b) = (&one.workloads[0], &merged.workloads[0]);
+        let (x, y) = (&a.operations["request"], &b.operations["request"]);
+        assert_eq!(x.count, y.count);
+        for p in [50.0, 90.0, 99.0, 99.9, 100.0] {
+            assert_eq!(x.percentile(p).ok(), y.percentile(p).ok(), "p{p}");
+        }
+        assert_eq!(
+            (x.p50_ms, x.p90_ms, x.p99_ms, x.p999_ms, x.max_ms),
+            (y.p50_ms, y.p90_ms, y.p99_ms, y.p999_ms, y.max_ms)
+        );
+        assert!((x.mean_ms - y.mean_ms).abs() < 1e-6);
+        // Averaging the shards' percentiles would be wrong; merging histograms is not.
+        let averaged = (p99s[0] + p99s[1]) / 2.0;
+        assert!(
+            (averaged - y.p99_ms).abs() > 10.0,
+            "{averaged} vs {}",
+            y.p99_ms
+        );
+
+        assert_eq!(a.errors, b.errors);
+        assert_eq!(a.arrivals.started, b.arrivals.started);
+        assert_eq!(a.arrivals_100ms, b.arrivals_100ms);
+        assert_eq!(a.error_rate, b.error_rate);
+        assert_eq!(a.timeline.len(), b.timeline.len());
+        for (s, t) in a.timeline.iter().zip(&b.timeline) {
+            assert_eq!(s.started, t.started);
+            assert_eq!(s.ops["request"].count, t.ops["request"].count);
+            assert_eq!(s.ops["request"].p99_ms, t.ops["request"].p99_ms);
+        }
+        assert_eq!(merged.shards.len(), 2);
+        assert_eq!(merged.thresholds.len(), 1);
+        assert_eq!(merged.thresholds[0].actual, one.thresholds[0].actual);
+    }
+
+    #[test]
+    fn merge_refuses_mismatches() {
+        let t0 = Instant::now();
+        let m = Metrics::new(t0);
+        let a = report(&m, t0, Shard::WHOLE);
+        let mut b = a.clone();
+        assert!(
+            Report::merge(vec![a.clone(), b.clone()]).is_err(),
+            "same shard twice"
+        );
+        b.shards = vec![Shard { index: 1, count: 2 }];
+        b.scenario = "other".into();
+        assert!(Report::merge(vec![a.clone(), b.clone()]).is_err());
+        b.scenario = "s".into();
+        b.schema = "v0".into();
+        assert!(Report::merge(vec![a, b]).is_err());
+    }
+}
