@@ -347,3 +347,41 @@ async fn killing_the_publisher_ends_renditions_and_republishing_starts_them() {
     );
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcoder_behind_real_time_drops_its_lowest_priority_rendition() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    // Any scheduling jitter counts as falling behind with a 1 ms allowance.
+    let origin = start_origin(|c| {
+        with_ladder(c);
+        c.transcode.max_lag_secs = 0.001;
+    })
+    .await;
+    let rtmp = format!("rtmp://{}/live/slow", origin.rtmp_addr());
+    let http = format!("http://{}", origin.http_addr());
+    let _publisher = ffmpeg_publish(&rtmp, "1280x720", 30);
+    let dropped = wait_for(Duration::from_secs(30), || async {
+        let (_, body) = get(&format!("{http}/metrics")).await;
+        let text = String::from_utf8_lossy(&body).to_string();
+        text.lines()
+            .find(|l| {
+                l.starts_with("livepulse_origin_transcode_renditions_dropped_total")
+                    && l.contains("rendition=\"360p\"")
+            })
+            .map(str::to_string)
+    })
+    .await;
+    let line = dropped.expect("the 360p rendition was never dropped");
+    assert!(line.ends_with(" 1"), "{line}");
+    let source = wait_for(Duration::from_secs(10), || async {
+        let (status, body) = get(&format!("{http}/live/slow/master.m3u8")).await;
+        let text = String::from_utf8_lossy(&body).to_string();
+        (status == 200 && !text.contains("slow_360p")).then_some(())
+    })
+    .await;
+    assert!(source.is_some(), "master still lists the dropped rendition");
+    origin.shutdown().await;
+}

@@ -19,9 +19,9 @@ use crate::config::{RenditionConfig, TranscodeConfig};
 use crate::hub::{Frame, FrameKind, Hub};
 use crate::metrics::Metrics;
 
-/// Failed packets in a row, with no picture decoded, after which a source counts as
-/// undecodable.
-const MAX_DECODE_FAILURES: u32 = 30;
+/// Packets in a row, failed or swallowed without a picture, after which a source counts as
+/// undecodable (far more than any decoder's reordering delay).
+const MAX_WITHOUT_PICTURE: u32 = 60;
 /// Source timestamps remembered for pictures still inside the decoder.
 const MAX_IN_DECODER: usize = 64;
 /// Frame rate assumed when neither metadata nor timestamps tell.
@@ -52,8 +52,8 @@ enum Undecodable {
     Header(avc::AvcError),
     #[error("H.264 decoder: {0}")]
     Decoder(ffmpeg::Error),
-    #[error("{0} packets in a row failed to decode")]
-    Failures(u32),
+    #[error("{0} packets in a row decoded to no picture")]
+    NoPicture(u32),
 }
 
 /// Starts the pipeline thread; it ends after `rx` disconnects and its renditions drain.
@@ -71,7 +71,7 @@ struct Pipeline {
     dts_in: VecDeque<u64>,
     /// PTS of source keyframes sent to the decoder.
     key_pts: VecDeque<u64>,
-    failures: u32,
+    without_picture: u32,
     renditions: Option<Vec<Rendition>>,
     audio_header: Option<Frame>,
     first_dts: Option<u64>,
@@ -89,7 +89,7 @@ impl Pipeline {
             avc: None,
             dts_in: VecDeque::new(),
             key_pts: VecDeque::new(),
-            failures: 0,
+            without_picture: 0,
             renditions: None,
             audio_header: None,
             first_dts: None,
@@ -197,7 +197,11 @@ impl Pipeline {
         self.first_dts.get_or_insert(frame.dts);
         self.last_dts = frame.dts;
         self.packets += 1;
-        self.drain()?;
+        if self.drain() == 0 {
+            self.failed()?;
+        } else {
+            self.without_picture = 0;
+        }
         if let Some(behind) = self.lag.observe(Instant::now(), frame.dts) {
             self.drop_lowest(behind);
         }
@@ -205,24 +209,25 @@ impl Pipeline {
     }
 
     fn failed(&mut self) -> Result<(), Undecodable> {
-        self.failures += 1;
-        if self.failures >= MAX_DECODE_FAILURES {
-            return Err(Undecodable::Failures(self.failures));
+        self.without_picture += 1;
+        if self.without_picture >= MAX_WITHOUT_PICTURE {
+            return Err(Undecodable::NoPicture(self.without_picture));
         }
         Ok(())
     }
 
-    /// Hands every picture the decoder has ready to the renditions.
-    fn drain(&mut self) -> Result<(), Undecodable> {
+    /// Hands every picture the decoder has ready to the renditions; returns how many.
+    fn drain(&mut self) -> usize {
+        let mut pictures = 0;
         loop {
             let Some(decoder) = self.decoder.as_mut() else {
-                return Ok(());
+                return pictures;
             };
             let mut picture = ffmpeg::frame::Video::empty();
             if decoder.receive_frame(&mut picture).is_err() {
-                return Ok(());
+                return pictures;
             }
-            self.failures = 0;
+            pictures += 1;
             let Some(pts) = picture
                 .timestamp()
                 .or(picture.pts())
@@ -338,7 +343,7 @@ impl Pipeline {
     fn flush(&mut self) -> Result<(), Undecodable> {
         if let Some(decoder) = self.decoder.as_mut() {
             if decoder.send_eof().is_ok() {
-                self.drain()?;
+                self.drain();
             }
         }
         Ok(())

@@ -179,3 +179,67 @@ async fn supervise(
         r.stop().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HubConfig, OnConflict, RenditionConfig};
+    use bytes::Bytes;
+    use media_core::avc::AvcConfig;
+    use media_core::flv::{avc_video_tag, VideoPacket};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn undecodable_source_is_served_without_renditions() {
+        let hub = Hub::new(HubConfig::default(), OnConflict::Refuse);
+        let metrics = Arc::new(Metrics::default());
+        let mut settings = TranscodeConfig::default();
+        settings.ladders.insert(
+            "live".into(),
+            vec![RenditionConfig {
+                name: "360p".into(),
+                height: 360,
+                width: None,
+                video_kbps: 600,
+            }],
+        );
+        let transcoder = tokio::spawn(run(hub.clone(), settings, metrics.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let mut publisher = hub.publish("live/bad").expect("publish");
+        let mut viewer = hub
+            .subscribe("live/bad", Protocol::HttpFlv)
+            .expect("stream exists");
+        let config = AvcConfig {
+            profile: 100,
+            compatibility: 0,
+            level: 31,
+            nalu_length_size: 4,
+            sps: vec![Bytes::from_static(&[0x67, 0xff, 0xff, 0xff, 0xff])],
+            pps: vec![Bytes::from_static(&[0x68, 0xff])],
+        };
+        let header = avc_video_tag(true, VideoPacket::SequenceHeader, 0, &config.to_bytes());
+        publisher
+            .push_video(0, Bytes::from(header))
+            .expect("header");
+        for i in 0..150u32 {
+            let garbage = [0, 0, 0, 5, 0x65, 0xde, 0xad, 0xbe, 0xef];
+            let body = avc_video_tag(i % 30 == 0, VideoPacket::Nalu, 0, &garbage);
+            publisher
+                .push_video(i * 33, Bytes::from(body))
+                .expect("frame");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let start = std::time::Instant::now();
+        while metrics.transcode_passthrough.get() == 0 && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(metrics.transcode_passthrough.get(), 1);
+        assert!(hub.get("live/bad_360p").is_none(), "no rendition stream");
+        assert_eq!(metrics.transcode_renditions.get(), 0);
+        // The source itself still reaches its viewers.
+        let first = viewer.recv().await.expect("source frame");
+        assert!(first.header);
+        assert!(viewer.recv().await.is_some());
+        transcoder.abort();
+    }
+}
