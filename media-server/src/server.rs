@@ -35,6 +35,7 @@ pub struct Running {
 impl Server {
     /// Binds both listeners and starts serving.
     pub async fn bind(config: Config) -> anyhow::Result<Running> {
+        config.transcode.validate()?;
         let rtmp_listener = TcpListener::bind(config.rtmp)
             .await
             .map_err(|e| anyhow::anyhow!("binding RTMP on {}: {e}", config.rtmp))?;
@@ -59,14 +60,17 @@ impl Server {
             )));
         }
 
-        config.transcode.validate()?;
         #[cfg(feature = "transcode")]
         if config.transcode.enabled() {
-            tasks.push(tokio::spawn(crate::transcode::run(
-                hub.clone(),
-                config.transcode.clone(),
-                metrics.clone(),
-            )));
+            let transcoder =
+                crate::transcode::run(hub.clone(), config.transcode.clone(), metrics.clone());
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = transcoder => {}
+                }
+            }));
         }
         #[cfg(not(feature = "transcode"))]
         if config.transcode.enabled() {
