@@ -185,6 +185,25 @@ impl Metrics {
         histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
     }
 
+    /// Records a successful `op` with its outcome and body size under one lock (the hot path of
+    /// request drivers).
+    pub fn completed(&self, op: &str, latency: Duration, outcome: &str, bytes: u64) {
+        let micros = latency.as_micros() as u64;
+        let sec = self.second_of(Instant::now());
+        let mut r = self.inner.lock();
+        histogram::record(op_histogram(&mut r.ops, op, DIGITS), micros);
+        r.bytes += bytes;
+        match r.outcomes.get_mut(outcome) {
+            Some(n) => *n += 1,
+            None => {
+                r.outcomes.insert(outcome.to_string(), 1);
+            }
+        }
+        let second = Self::second(&mut r, sec);
+        second.bytes += bytes;
+        histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
+    }
+
     /// Adds one `op` sample to the timeline only (when the run totals come from elsewhere).
     pub fn sample_second(&self, op: &str, latency: Duration, at: Instant) {
         let sec = self.second_of(at);

@@ -495,7 +495,8 @@ mod tests {
     fn sample(i: u64) -> (u64, Duration, Duration) {
         let shard = i % 2;
         let base = if shard == 0 { 800 } else { 40_000 };
-        let micros = base + (i * 7919) % (base / 2 + 1) + if i.is_multiple_of(97) { 300_000 } else { 0 };
+        let micros =
+            base + (i * 7919) % (base / 2 + 1) + if i.is_multiple_of(97) { 300_000 } else { 0 };
         (
             shard,
             Duration::from_micros(micros),

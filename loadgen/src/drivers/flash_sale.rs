@@ -4,13 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hyper::Method;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::pool::{split_http_url, Pool};
+use super::pool::{build_request, split_http_url, Pool};
 use super::token::Signer;
 use super::ws::{connect, error_code};
 use super::Ctx;
@@ -123,20 +121,20 @@ impl Buyer {
             .checkout()
             .await
             .map_err(|f| anyhow::anyhow!("connecting to {}: {}", self.spec.url, f.kind()))?;
+        let request = build_request(
+            "POST",
+            &format!("{base}/api/v1/sales"),
+            self.pool.authority(),
+            &headers,
+            body.to_string().as_bytes(),
+        );
         let answer = self
             .pool
-            .send(
-                conn,
-                &Method::POST,
-                &format!("{base}/api/v1/sales"),
-                &headers,
-                &Bytes::from(body.to_string()),
-                true,
-            )
+            .send(conn, &request, true)
             .await
             .map_err(|f| anyhow::anyhow!("creating sale {}: {}", self.spec.sale, f.kind()))?;
         anyhow::ensure!(
-            answer.status.is_success(),
+            (200..300).contains(&answer.status),
             "creating sale {}: HTTP {} {}",
             self.spec.sale,
             answer.status,
@@ -177,30 +175,27 @@ impl Buyer {
             ),
             ("idempotency-key".to_string(), format!("{user}-1")),
         ];
+        let request = build_request(
+            "POST",
+            &self.purchase_path,
+            self.pool.authority(),
+            &headers,
+            b"",
+        );
         let conn = self.pool.checkout().await;
         ctx.go().await;
         let answer = self
             .pool
-            .send(
-                conn.map_err(|f| f.kind().to_string())?,
-                &Method::POST,
-                &self.purchase_path,
-                &headers,
-                &Bytes::new(),
-                true,
-            )
+            .send(conn.map_err(|f| f.kind().to_string())?, &request, true)
             .await
             .map_err(|f| f.kind().to_string())?;
         ctx.metrics.bytes(answer.len);
         let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-        if !answer.status.is_success() {
+        if !(200..300).contains(&answer.status) {
             let code = v
                 .pointer("/error/code")
                 .and_then(|c| c.as_str())
-                .map_or_else(
-                    || format!("http_{}", answer.status.as_u16()),
-                    str::to_string,
-                );
+                .map_or_else(|| format!("http_{}", answer.status), str::to_string);
             return Err(code);
         }
         v.get("outcome")
@@ -213,7 +208,7 @@ impl Buyer {
         let token = self.signer.token(user, &self.spec.room);
         let url = format!("{}?room={}&token={token}", self.ws_base, self.spec.room);
         let connecting = Instant::now();
-        let ws = connect(&url).await;
+        let ws = Box::pin(connect(url)).await;
         ctx.go().await;
         let mut ws = ws.map_err(str::to_string)?;
         ctx.metrics.record("connect", connecting.elapsed());

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::Method;
 use serde::{Deserialize, Serialize};
 
-use super::pool::{split_http_url, Pool};
+use super::pool::{build_request, split_http_url, Pool};
 use super::Ctx;
 use crate::template::expand;
 
@@ -39,13 +38,22 @@ fn ten() -> f64 {
     10.0
 }
 
+fn valid_method(m: &str) -> bool {
+    !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 impl HttpSpec {
     /// Checks the settings.
     pub fn check(&self) -> anyhow::Result<()> {
         split_http_url(&expand(&self.url, 0))?;
-        Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| anyhow::anyhow!("bad method {:?}", self.method))?;
+        anyhow::ensure!(valid_method(&self.method), "bad method {:?}", self.method);
         anyhow::ensure!(self.timeout_secs > 0.0, "timeout_secs must be positive");
+        for (k, v) in &self.headers {
+            anyhow::ensure!(
+                !k.contains([':', '\r', '\n']) && !v.contains(['\r', '\n']),
+                "bad header {k:?}"
+            );
+        }
         Ok(())
     }
 }
@@ -53,40 +61,48 @@ impl HttpSpec {
 /// A ready `http` driver.
 pub struct Requester {
     pool: Pool,
-    url: String,
-    templated: bool,
-    path: String,
-    method: Method,
+    spec: HttpSpec,
     headers: Vec<(String, String)>,
-    body: Bytes,
+    /// The request bytes when the URL has no template.
+    fixed: Option<Bytes>,
 }
 
 impl Requester {
-    /// Prepares the pool.
+    /// Prepares the pool and, for a fixed URL, the request bytes.
     pub fn new(spec: &HttpSpec) -> anyhow::Result<Self> {
+        spec.check()?;
         let (authority, path) = split_http_url(&expand(&spec.url, 0))?;
-        let method = Method::from_bytes(spec.method.as_bytes())
-            .map_err(|_| anyhow::anyhow!("bad method {:?}", spec.method))?;
+        let headers: Vec<(String, String)> = spec.headers.clone().into_iter().collect();
+        let body = spec.body.clone().unwrap_or_default();
+        let fixed = (!spec.url.contains('{'))
+            .then(|| build_request(&spec.method, &path, &authority, &headers, body.as_bytes()));
         Ok(Self {
             pool: Pool::new(authority, Duration::from_secs_f64(spec.timeout_secs)),
-            url: spec.url.clone(),
-            templated: spec.url.contains('{'),
-            path,
-            method,
-            headers: spec.headers.clone().into_iter().collect(),
-            body: Bytes::from(spec.body.clone().unwrap_or_default()),
+            spec: spec.clone(),
+            headers,
+            fixed,
         })
+    }
+
+    fn request(&self, n: u64) -> Option<Bytes> {
+        if let Some(r) = &self.fixed {
+            return Some(r.clone());
+        }
+        let (_, path) = split_http_url(&expand(&self.spec.url, n)).ok()?;
+        let body = self.spec.body.as_deref().unwrap_or("");
+        Some(build_request(
+            &self.spec.method,
+            &path,
+            self.pool.authority(),
+            &self.headers,
+            body.as_bytes(),
+        ))
     }
 
     /// One request.
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
-        let path = if self.templated {
-            match split_http_url(&expand(&self.url, ctx.index)) {
-                Ok((_, p)) => p,
-                Err(_) => return ctx.metrics.error("bad_url"),
-            }
-        } else {
-            self.path.clone()
+        let Some(request) = self.request(ctx.index) else {
+            return ctx.metrics.error("bad_url");
         };
         let conn = tokio::select! {
             c = self.pool.checkout() => c,
@@ -95,22 +111,24 @@ impl Requester {
         ctx.go().await;
         let result = match conn {
             Ok(conn) => tokio::select! {
-                r = self.pool.send(conn, &self.method, &path, &self.headers, &self.body, false) => r,
+                r = self.pool.send(conn, &request, false) => r,
                 _ = ctx.stop.cancelled() => return ctx.metrics.error("cancelled"),
             },
             Err(f) => Err(f),
         };
         match result {
-            Ok(answer) => {
-                let class = answer.status.as_u16() / 100;
+            Ok(answer) if answer.status >= 400 => {
                 ctx.metrics.bytes(answer.len);
-                if class >= 4 {
-                    ctx.metrics
-                        .error(&format!("http_{}", answer.status.as_u16()));
-                } else {
-                    ctx.metrics.outcome(&format!("{class}xx"));
-                    ctx.metrics.record("request", Instant::now() - ctx.intended);
-                }
+                ctx.metrics.error(&format!("http_{}", answer.status));
+            }
+            Ok(answer) => {
+                let class = match answer.status / 100 {
+                    1 => "1xx",
+                    2 => "2xx",
+                    _ => "3xx",
+                };
+                let latency = Instant::now().saturating_duration_since(ctx.intended);
+                ctx.metrics.completed("request", latency, class, answer.len);
             }
             Err(f) => ctx.metrics.error(f.kind()),
         }

@@ -121,7 +121,9 @@ impl Ctx<'_> {
     /// Waits for the intended start and records the actual one. Drivers call it once, after
     /// whatever preparation a real client would have done before the moment of truth.
     pub async fn go(&self) {
-        tokio::time::sleep_until(self.intended.into()).await;
+        if self.intended > Instant::now() {
+            tokio::time::sleep_until(self.intended.into()).await;
+        }
         if !self.started.swap(true, Relaxed) {
             self.metrics
                 .started(self.intended, Instant::now(), self.pulse);
@@ -167,13 +169,15 @@ impl Driver {
         }
     }
 
+    /// Each driver's future is boxed: an unboxed match would make every user's task as large
+    /// as the largest driver's state (a player session), multiplying idle memory.
     async fn dispatch(&self, ctx: &Ctx<'_>) {
         match self {
-            Driver::Publish(d) => d.iterate(ctx).await,
-            Driver::Play(d) => d.iterate(ctx).await,
-            Driver::WsChat(d) => d.iterate(ctx).await,
-            Driver::FlashSale(d) => d.iterate(ctx).await,
-            Driver::Http(d) => d.iterate(ctx).await,
+            Driver::Publish(d) => Box::pin(d.iterate(ctx)).await,
+            Driver::Play(d) => Box::pin(d.iterate(ctx)).await,
+            Driver::WsChat(d) => Box::pin(d.iterate(ctx)).await,
+            Driver::FlashSale(d) => Box::pin(d.iterate(ctx)).await,
+            Driver::Http(d) => Box::pin(d.iterate(ctx)).await,
         }
     }
 }

@@ -9,11 +9,11 @@ use tokio_tungstenite::WebSocketStream;
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Read buffer per connection; messages larger than it are still read, in several steps.
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 1024;
 
 /// Opens `url` (`ws://host:port/path?query`) and completes the upgrade.
-pub async fn connect(url: &str) -> Result<Ws, &'static str> {
-    let parsed = url::Url::parse(url).map_err(|_| "bad_url")?;
+pub async fn connect(url: String) -> Result<Ws, &'static str> {
+    let parsed = url::Url::parse(&url).map_err(|_| "bad_url")?;
     if parsed.scheme() != "ws" {
         return Err("bad_url");
     }

@@ -103,9 +103,11 @@ impl Chat {
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
         ctx.go().await;
         let m = ctx.metrics;
-        let url = self.url(ctx.index);
+        // Boxed: the handshake's state is large and only needed until connected, while the
+        // rest of this future lives as long as the member does.
+        let connecting = Box::pin(connect(self.url(ctx.index)));
         let mut ws = tokio::select! {
-            r = connect(&url) => match r {
+            r = connecting => match r {
                 Ok(ws) => ws,
                 Err(kind) => return m.error(kind),
             },
