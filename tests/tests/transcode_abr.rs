@@ -262,12 +262,14 @@ async fn ladder_is_aligned_with_the_source_probed_through_the_master_and_plays()
     origin.shutdown().await;
 }
 
+/// Anonymous resident memory (heap and stacks), without the library code pages that x264 and
+/// libavcodec leave resident once used.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix("RssAnon:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
@@ -339,12 +341,12 @@ async fn killing_the_publisher_ends_renditions_and_republishing_starts_them() {
             rss_after[rss_after.len() - 1] / 1024
         );
     }
-    // A second publish cycle leaves memory where the first left it. (The first cycle's rise
-    // over the starting point is mostly freed encoder buffers the allocator keeps in its
-    // per-thread arenas; over more cycles it levels off instead of growing.)
+    // A second publish cycle leaves memory where the first left it: the pipelines' buffers go
+    // back to the OS when they end. (The first cycle's rise over the starting point is
+    // one-time state: libav's codec tables, the HTTP and RTMP machinery the test exercised.)
     eprintln!("RSS before the first publish: {} MiB", rss_before / 1024);
     assert!(
-        rss_after[1] <= rss_after[0] + 48 * 1024,
+        rss_after[1] <= rss_after[0] + 8 * 1024,
         "RSS grew from {} to {} KiB across a publish cycle",
         rss_after[0],
         rss_after[1]

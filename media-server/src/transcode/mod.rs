@@ -104,6 +104,18 @@ impl Running {
         if thread.join().is_err() {
             tracing::error!("transcoder pipeline thread panicked");
         }
+        release_freed_memory();
+    }
+}
+
+/// Hands memory freed by a finished pipeline (decoder and encoder frame pools, megabytes per
+/// rendition, spread over the pipeline threads' malloc arenas) back to the operating system,
+/// so a stream that ends leaves the process at its previous size.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heaps; it takes no pointers from us.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
