@@ -34,7 +34,7 @@ enum Command {
     /// Play an HLS, HTTP-FLV or RTMP URL like a real player and report startup, stalls and latency.
     Play(player_client::cli::PlayArgs),
     /// Drive load against any stack: a scenario file, or a one-line driver form; `merge` joins shard reports.
-    Load(loadgen::cli::LoadArgs),
+    Load(Box<loadgen::cli::LoadArgs>),
 }
 
 #[derive(Args)]
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Push(args) => push_client::cli::run(args).await,
         Command::Play(args) => player_client::cli::run(args).await,
         Command::Load(args) => {
-            if !loadgen::cli::run(args).await? {
+            if !loadgen::cli::run(*args).await? {
                 // Breached thresholds: the report is written; the exit code gates pipelines.
                 std::process::exit(1);
             }
