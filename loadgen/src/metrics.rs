@@ -88,6 +88,23 @@ pub struct Recorded {
     pub bytes: u64,
 }
 
+impl Recorded {
+    fn empty() -> Self {
+        Recorded {
+            ops: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            seconds: Vec::new(),
+            arrivals_100ms: Vec::new(),
+            start_lag: histogram::new(DIGITS),
+            pulses: BTreeMap::new(),
+            media: MediaTotals::default(),
+            has_media: false,
+            bytes: 0,
+        }
+    }
+}
+
 /// A workload's recorder, shared by all its tasks.
 pub struct Metrics {
     t0: Instant,
@@ -103,18 +120,7 @@ impl Metrics {
             t0,
             active: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            inner: Mutex::new(Recorded {
-                ops: BTreeMap::new(),
-                errors: BTreeMap::new(),
-                outcomes: BTreeMap::new(),
-                seconds: Vec::new(),
-                arrivals_100ms: Vec::new(),
-                start_lag: histogram::new(DIGITS),
-                pulses: BTreeMap::new(),
-                media: MediaTotals::default(),
-                has_media: false,
-                bytes: 0,
-            }),
+            inner: Mutex::new(Recorded::empty()),
         }
     }
 
@@ -302,20 +308,7 @@ impl Metrics {
 
     /// Takes everything recorded.
     pub fn finish(&self) -> Recorded {
-        let mut r = self.inner.lock();
-        let empty = Recorded {
-            ops: BTreeMap::new(),
-            errors: BTreeMap::new(),
-            outcomes: BTreeMap::new(),
-            seconds: Vec::new(),
-            arrivals_100ms: Vec::new(),
-            start_lag: histogram::new(DIGITS),
-            pulses: BTreeMap::new(),
-            media: MediaTotals::default(),
-            has_media: r.has_media,
-            bytes: 0,
-        };
-        std::mem::replace(&mut *r, empty)
+        std::mem::replace(&mut *self.inner.lock(), Recorded::empty())
     }
 }
 

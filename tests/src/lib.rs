@@ -264,3 +264,26 @@ pub fn threads_named(prefix: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Serves `app` on an ephemeral loopback port for the rest of the test.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A business server on an ephemeral loopback port with the given token secret and admin key.
+pub async fn start_business(token_secret: &str, admin_key: &str) -> business_server::Running {
+    let config = business_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        token_secret: token_secret.into(),
+        admin_key: admin_key.into(),
+        ..business_server::Config::default()
+    };
+    business_server::Server::bind(config)
+        .await
+        .expect("business server starts")
+}

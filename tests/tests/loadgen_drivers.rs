@@ -94,13 +94,7 @@ thresholds = ["p99 < 1s", "error_rate < 1%"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_flash_sale_against_the_business_server() {
-    let config = business_server::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        token_secret: "load-secret".into(),
-        admin_key: "load-admin".into(),
-        ..business_server::Config::default()
-    };
-    let server = business_server::Server::bind(config).await.expect("starts");
+    let server = livepulse_tests::start_business("load-secret", "load-admin").await;
     let addr = server.http_addr();
     let scenario = Scenario::from_toml(&format!(
         r#"

@@ -29,12 +29,7 @@ async fn serial_server() -> std::net::SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    livepulse_tests::serve(app).await
 }
 
 /// Share of samples at or above `ms`.

@@ -6,13 +6,7 @@ use loadgen::{run, RunOptions, Scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_purchases_in_one_second() {
-    let config = business_server::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        token_secret: "pulse-secret".into(),
-        admin_key: "pulse-admin".into(),
-        ..business_server::Config::default()
-    };
-    let server = business_server::Server::bind(config).await.expect("starts");
+    let server = livepulse_tests::start_business("pulse-secret", "pulse-admin").await;
     let addr = server.http_addr();
     let scenario = Scenario::from_toml(&format!(
         r#"

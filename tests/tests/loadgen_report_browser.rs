@@ -14,12 +14,7 @@ async fn html_report_renders_in_chromium() {
     if !require("chromium") {
         return;
     }
-    let app = Router::new().route("/", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = livepulse_tests::serve(Router::new().route("/", get(|| async { "ok" }))).await;
     let scenario = Scenario::from_toml(&format!(
         r#"
 name = "browser </script> check"

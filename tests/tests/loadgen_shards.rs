@@ -11,12 +11,7 @@ use loadgen::{run, RunOptions, Scenario, Shard};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_merge_into_one_run() {
-    let app = Router::new().route("/", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = livepulse_tests::serve(Router::new().route("/", get(|| async { "ok" }))).await;
 
     let scenario = Scenario::from_toml(&format!(
         r#"
