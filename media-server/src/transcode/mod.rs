@@ -104,19 +104,21 @@ impl Running {
         if thread.join().is_err() {
             tracing::error!("transcoder pipeline thread panicked");
         }
-        release_freed_memory();
+        release_freed_memory().await;
     }
 }
 
 /// Hands memory freed by a finished pipeline (decoder and encoder frame pools, megabytes per
 /// rendition, spread over the pipeline threads' malloc arenas) back to the operating system,
 /// so a stream that ends leaves the process at its previous size.
-fn release_freed_memory() {
+/// Also run when a source stream is gone, for what its viewers and segments held.
+async fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own heaps; it takes no pointers from us.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    let _ = tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only walks glibc's own heaps; it takes no pointers from us.
+        unsafe { libc::malloc_trim(0) }
+    })
+    .await;
 }
 
 /// Follows one source stream: a pipeline per publish session, stopped when the publisher
@@ -190,6 +192,7 @@ async fn supervise(
     if let Some(r) = running.take() {
         r.stop().await;
     }
+    release_freed_memory().await;
 }
 
 #[cfg(test)]
