@@ -119,79 +119,61 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn concurrent_callers_share_one_slow_fetch() {
+    /// `n` concurrent callers of one key; `fetch` gets the number of fetches started before it.
+    /// Returns every caller's result and how many fetches ran.
+    async fn callers<Fut>(
+        n: usize,
+        fetch: impl Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    ) -> (Vec<(Result<u32, String>, Role)>, usize)
+    where
+        Fut: Future<Output = Result<u32, String>> + Send + 'static,
+    {
         let flight = Arc::new(SingleFlight::<u32>::default());
         let calls = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..200)
+        let tasks: Vec<_> = (0..n)
             .map(|_| {
-                let flight = flight.clone();
-                let calls = calls.clone();
+                let (flight, calls, fetch) = (flight.clone(), calls.clone(), fetch.clone());
                 tokio::spawn(async move {
                     flight
-                        .run("k", 3, || {
-                            let calls = calls.clone();
-                            async move {
-                                calls.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                                Ok(7)
-                            }
-                        })
+                        .run("k", 3, || fetch(calls.fetch_add(1, Ordering::SeqCst)))
                         .await
                 })
             })
             .collect();
-        let results = futures::future::join_all(tasks).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let leaders = results
-            .iter()
-            .filter(|r| matches!(r, Ok((Ok(7), Role::Leader))))
-            .count();
-        let followers = results
-            .iter()
-            .filter(|r| matches!(r, Ok((Ok(7), Role::Follower))))
-            .count();
-        assert_eq!((leaders, followers), (1, 199));
+        let results = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("caller task"))
+            .collect();
         assert_eq!(flight.in_flight(), 0);
+        (results, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_slow_fetch() {
+        let (results, fetches) = callers(200, |_| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(7)
+        })
+        .await;
+        assert_eq!(fetches, 1);
+        let count = |role| results.iter().filter(|r| **r == (Ok(7), role)).count();
+        assert_eq!((count(Role::Leader), count(Role::Follower)), (1, 199));
     }
 
     #[tokio::test]
     async fn a_failed_fetch_elects_one_new_fetcher() {
-        let flight = Arc::new(SingleFlight::<u32>::default());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let flight = flight.clone();
-                let calls = calls.clone();
-                tokio::spawn(async move {
-                    flight
-                        .run("k", 3, || {
-                            let calls = calls.clone();
-                            async move {
-                                let n = calls.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                if n == 0 {
-                                    Err("origin down".into())
-                                } else {
-                                    Ok(9)
-                                }
-                            }
-                        })
-                        .await
-                })
-            })
-            .collect();
-        let results = futures::future::join_all(tasks).await;
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            2,
-            "one retry, not one per waiter"
-        );
-        let ok = results
-            .iter()
-            .filter(|r| matches!(r, Ok((Ok(9), _))))
-            .count();
-        assert_eq!(ok, 200);
+        let (results, fetches) = callers(200, |n| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if n == 0 {
+                Err("origin down".into())
+            } else {
+                Ok(9)
+            }
+        })
+        .await;
+        assert_eq!(fetches, 2, "one retry, not one per waiter");
+        assert!(results.iter().all(|(r, _)| *r == Ok(9)));
     }
 
     #[tokio::test]

@@ -124,11 +124,6 @@ impl Metrics {
         }
     }
 
-    /// The run's start.
-    pub fn t0(&self) -> Instant {
-        self.t0
-    }
-
     fn second(r: &mut Recorded, index: usize) -> &mut Second {
         if r.seconds.len() <= index {
             r.seconds.resize_with(index + 1, Second::default);
@@ -208,6 +203,28 @@ impl Metrics {
         let second = Self::second(&mut r, sec);
         second.bytes += bytes;
         histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
+    }
+
+    /// Records a received message under one lock: its `bytes` and one `op` sample per entry of
+    /// `micros` (e.g. every chat stamp in a batch).
+    pub fn received(&self, op: &str, micros: &[u64], bytes: u64) {
+        let sec = self.second_of(Instant::now());
+        let mut r = self.inner.lock();
+        r.bytes += bytes;
+        if !micros.is_empty() {
+            let total = op_histogram(&mut r.ops, op, DIGITS);
+            for &us in micros {
+                histogram::record(total, us);
+            }
+        }
+        let second = Self::second(&mut r, sec);
+        second.bytes += bytes;
+        if !micros.is_empty() {
+            let per_second = op_histogram(&mut second.ops, op, SECOND_DIGITS);
+            for &us in micros {
+                histogram::record(per_second, us);
+            }
+        }
     }
 
     /// Adds one `op` sample to the timeline only (when the run totals come from elsewhere).

@@ -22,18 +22,6 @@ impl Shard {
     pub fn indices(self, total: u64) -> impl Iterator<Item = u64> {
         (self.index..total).step_by(self.count as usize)
     }
-
-    /// How many of `n` consecutive global indices starting at `first` this shard owns.
-    pub fn share(self, n: u64, first: u64) -> u64 {
-        let owned_before = |end: u64| {
-            if end <= self.index {
-                0
-            } else {
-                (end - self.index).div_ceil(self.count)
-            }
-        };
-        owned_before(first + n) - owned_before(first)
-    }
 }
 
 impl FromStr for Shard {
@@ -70,16 +58,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_and_share() {
+    fn parse_and_index() {
         let s: Shard = "1/3".parse().expect("valid");
         assert_eq!(s, Shard { index: 1, count: 3 });
         assert!("3/3".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
         assert_eq!(s.indices(7).collect::<Vec<_>>(), [1, 4]);
-        let total: u64 = (0..3)
-            .map(|i| Shard { index: i, count: 3 }.share(10, 5))
-            .sum();
-        assert_eq!(total, 10);
-        assert_eq!(s.share(10, 0), 3);
     }
 }

@@ -39,17 +39,6 @@ pub enum Schedule {
     },
 }
 
-/// The pulses of a pulse model, for reporting their measured skew.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PulsePlan {
-    /// Start of the pulse from the workload's start.
-    pub at: Duration,
-    /// Arrivals in this pulse on this shard.
-    pub count: u64,
-    /// Spread of the pulse.
-    pub window: Duration,
-}
-
 impl Schedule {
     /// The schedule of `model` over `duration` for `shard`.
     pub fn new(model: &ModelSpec, duration: Duration, shard: Shard) -> Self {
@@ -89,8 +78,8 @@ impl Schedule {
             } => {
                 let (count, window, at, every) = (*count, *window, *at, *every);
                 let total = count.saturating_mul(*repeat);
-                let arrivals = (shard.index..total)
-                    .step_by(shard.count as usize)
+                let arrivals = shard
+                    .indices(total)
                     .map(move |index| {
                         let rep = index / count;
                         let j = index % count;
@@ -108,27 +97,6 @@ impl Schedule {
             }
         }
     }
-}
-
-/// The pulses `model` plans on `shard` (empty for other models).
-pub fn pulses(model: &ModelSpec, shard: Shard) -> Vec<PulsePlan> {
-    let ModelSpec::Pulse {
-        count,
-        window,
-        at,
-        repeat,
-        every,
-    } = model
-    else {
-        return Vec::new();
-    };
-    (0..*repeat)
-        .map(|rep| PulsePlan {
-            at: *at + *every * rep as u32,
-            count: shard.share(*count, rep * count),
-            window: *window,
-        })
-        .collect()
 }
 
 /// Piecewise-linear arrival rate.

@@ -263,7 +263,17 @@ pub struct VideoInfo {
     pub composition_time: i32,
 }
 
-/// Parses a video tag/RTMP video message header. For AVC the body is `data[VIDEO_HEADER_LEN..]`.
+/// The AVC body of a video tag/RTMP video message (after the 5-byte header); empty if short.
+pub fn video_body(data: &[u8]) -> &[u8] {
+    data.get(VIDEO_HEADER_LEN..).unwrap_or_default()
+}
+
+/// The AAC body of an audio tag/RTMP audio message (after the 2-byte header); empty if short.
+pub fn audio_body(data: &[u8]) -> &[u8] {
+    data.get(AUDIO_HEADER_LEN..).unwrap_or_default()
+}
+
+/// Parses a video tag/RTMP video message header. For AVC the body is [`video_body`].
 pub fn parse_video(data: &[u8]) -> Result<VideoInfo, FlvError> {
     let first = *data
         .first()
@@ -306,7 +316,7 @@ pub struct AudioInfo {
     pub sequence_header: bool,
 }
 
-/// Parses an audio tag/RTMP audio message header. For AAC the body is `data[AUDIO_HEADER_LEN..]`.
+/// Parses an audio tag/RTMP audio message header. For AAC the body is [`audio_body`].
 pub fn parse_audio(data: &[u8]) -> Result<AudioInfo, FlvError> {
     let first = *data
         .first()

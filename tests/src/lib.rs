@@ -287,3 +287,31 @@ pub async fn start_business(token_secret: &str, admin_key: &str) -> business_ser
         .await
         .expect("business server starts")
 }
+
+/// Parses a media playlist, failing the test if it is not one.
+pub fn media_playlist(body: &[u8]) -> m3u8_rs::MediaPlaylist {
+    m3u8_rs::parse_media_playlist_res(body).expect("a valid media playlist")
+}
+
+/// Checks one TS segment starts (after PAT/PMT) with a random-access video PES holding an IDR.
+pub fn assert_starts_with_keyframe(uri: &str, data: &[u8]) {
+    use media_core::avc::{annexb_nalus, nal_type, NAL_IDR};
+    use media_core::ts::{Demuxer, StreamKind};
+    let mut demux = Demuxer::new();
+    let mut packets = demux.push(data).expect("segment demuxes");
+    packets.extend(demux.flush());
+    let first_video = packets
+        .iter()
+        .find(|p| p.kind == StreamKind::Video)
+        .unwrap_or_else(|| panic!("{uri}: no video"));
+    assert!(
+        first_video.random_access,
+        "{uri}: first video PES not marked random access"
+    );
+    assert!(
+        annexb_nalus(&first_video.data)
+            .iter()
+            .any(|n| nal_type(n) == NAL_IDR),
+        "{uri}: first video frame has no IDR slice"
+    );
+}

@@ -4,38 +4,9 @@
 use std::time::Duration;
 
 use livepulse_tests::{
-    codecs, ffmpeg_decode_errors, ffmpeg_publish, ffprobe_streams, get, require, segment_uris,
-    start_origin, wait_for,
+    assert_starts_with_keyframe, codecs, ffmpeg_decode_errors, ffmpeg_publish, ffprobe_streams,
+    get, media_playlist, require, segment_uris, start_origin, wait_for,
 };
-use media_core::avc::{annexb_nalus, nal_type};
-use media_core::ts::{Demuxer, StreamKind};
-
-const IDR: u8 = 5;
-
-fn media_playlist(body: &[u8]) -> m3u8_rs::MediaPlaylist {
-    m3u8_rs::parse_media_playlist_res(body).expect("a valid media playlist")
-}
-
-/// Checks one TS segment starts (after PAT/PMT) with a video keyframe containing an IDR.
-fn assert_starts_with_keyframe(uri: &str, data: &[u8]) {
-    let mut demux = Demuxer::new();
-    let mut packets = demux.push(data).expect("segment demuxes");
-    packets.extend(demux.flush());
-    let first_video = packets
-        .iter()
-        .find(|p| p.kind == StreamKind::Video)
-        .unwrap_or_else(|| panic!("{uri}: no video"));
-    assert!(
-        first_video.random_access,
-        "{uri}: first video PES not marked random access"
-    );
-    assert!(
-        annexb_nalus(&first_video.data)
-            .iter()
-            .any(|n| nal_type(n) == IDR),
-        "{uri}: first video frame has no IDR slice"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publish_then_ffprobe_and_decode_over_hls_flv_and_rtmp() {

@@ -7,11 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use livepulse_tests::{
-    ffmpeg_publish, ffprobe_streams, get, require, segment_uris, start_origin, threads_named,
-    wait_for,
+    assert_starts_with_keyframe, ffmpeg_publish, ffprobe_streams, get, media_playlist, require,
+    segment_uris, start_origin, threads_named, wait_for,
 };
-use media_core::avc::{annexb_nalus, nal_type};
-use media_core::ts::{Demuxer, StreamKind};
 use media_server::config::RenditionConfig;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +24,6 @@ const LADDER: [(&str, u32, u32, u32); 3] = [
 ];
 /// Thread name prefix of the transcoder's pipeline and rendition threads.
 const THREADS: &str = "tc-";
-const IDR: u8 = 5;
 /// One frame at the published 30 fps.
 const FRAME_SECS: f64 = 1.0 / 30.0;
 
@@ -48,10 +45,6 @@ fn with_ladder(c: &mut media_server::Config) {
             .collect(),
     );
     c.hls.window = 60;
-}
-
-fn media_playlist(body: &[u8]) -> m3u8_rs::MediaPlaylist {
-    m3u8_rs::parse_media_playlist_res(body).expect("a valid media playlist")
 }
 
 async fn playlist(url: &str) -> Option<m3u8_rs::MediaPlaylist> {
@@ -88,22 +81,6 @@ async fn renditions_have_segments(http: &str, stream: &str, n: usize) -> bool {
         }
     }
     true
-}
-
-fn assert_starts_with_keyframe(uri: &str, data: &[u8]) {
-    let mut demux = Demuxer::new();
-    let mut packets = demux.push(data).expect("segment demuxes");
-    packets.extend(demux.flush());
-    let first_video = packets
-        .iter()
-        .find(|p| p.kind == StreamKind::Video)
-        .unwrap_or_else(|| panic!("{uri}: no video"));
-    assert!(
-        annexb_nalus(&first_video.data)
-            .iter()
-            .any(|n| nal_type(n) == IDR),
-        "{uri}: first video frame has no IDR slice"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,8 +127,7 @@ impl Chat {
             tokio::select! {
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        m.bytes(text.len() as u64);
-                        record_stamps(ctx, &text);
+                        m.received("deliver", &latencies(&text), text.len() as u64);
                         if let Some(code) = error_code(&text) {
                             m.error(&format!("server_{code}"));
                         }
@@ -157,20 +156,17 @@ impl Chat {
     }
 }
 
-fn record_stamps(ctx: &Ctx<'_>, text: &str) {
+/// Sender-to-receiver latency of every stamp in `text`, in microseconds.
+fn latencies(text: &str) -> Vec<u64> {
     let now = player_client::latency::unix_micros();
-    let at = Instant::now();
-    for (i, _) in text.match_indices(MARK) {
-        let digits = &text[i + MARK.len()..];
-        let end = digits
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(digits.len());
-        if let Ok(stamp) = digits[..end].parse::<u64>() {
-            ctx.metrics.record_at(
-                "deliver",
-                Duration::from_micros(now.saturating_sub(stamp)),
-                at,
-            );
-        }
-    }
+    text.match_indices(MARK)
+        .filter_map(|(i, _)| {
+            let digits = &text[i + MARK.len()..];
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            digits[..end].parse::<u64>().ok()
+        })
+        .map(|stamp| now.saturating_sub(stamp))
+        .collect()
 }

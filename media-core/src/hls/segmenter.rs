@@ -295,7 +295,7 @@ mod tests {
                 let finished = match tag.tag_type {
                     flv::TAG_VIDEO => {
                         let info = flv::parse_video(&tag.data).unwrap();
-                        let body = &tag.data[flv::VIDEO_HEADER_LEN..];
+                        let body = flv::video_body(&tag.data);
                         match info.packet {
                             VideoPacket::SequenceHeader => {
                                 segmenter.set_avc_config(AvcConfig::parse(body).unwrap());
@@ -309,7 +309,7 @@ mod tests {
                     }
                     flv::TAG_AUDIO => {
                         let info = flv::parse_audio(&tag.data).unwrap();
-                        let body = &tag.data[flv::AUDIO_HEADER_LEN..];
+                        let body = flv::audio_body(&tag.data);
                         if info.sequence_header {
                             segmenter.set_aac_config(AudioSpecificConfig::parse(body).unwrap());
                             None

@@ -1,11 +1,10 @@
 //! `GET /{app}/{stream}/master.m3u8`: the source and its live renditions as HLS variants.
 
 use std::fmt::Write;
-use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
+use super::routes::{first_segment, media, not_found, PLAYLIST_TYPE};
 use crate::http::AppState;
 
 /// One `EXT-X-STREAM-INF` entry.
@@ -99,11 +98,8 @@ pub async fn master_playlist(state: &AppState, app: &str, stream: &str) -> Respo
         let s = hls.read();
         (s.playlist_text().is_empty(), s.watch())
     };
-    if empty {
-        let wait = Duration::from_secs_f64(state.hls_config.target_duration_secs * 3.0);
-        if tokio::time::timeout(wait, watch.changed()).await.is_err() {
-            return not_found();
-        }
+    if empty && !first_segment(state, &mut watch).await {
+        return not_found();
     }
     let Some(source) = variant(state, &key, format!("../{stream}.m3u8"), 0) else {
         return not_found();
@@ -123,25 +119,7 @@ pub async fn master_playlist(state: &AppState, app: &str, stream: &str) -> Respo
     }
     let text = render_master(&variants);
     state.metrics.add_http_bytes("hls", text.len());
-    let mut r = text.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.apple.mpegurl"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=1"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    r
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "no such stream\n").into_response()
+    media(text.into(), PLAYLIST_TYPE, "public, max-age=1")
 }
 
 #[cfg(test)]

@@ -14,9 +14,6 @@ use crate::config::HlsConfig;
 use crate::hub::{Frame, FrameKind, Hub, Protocol, Stream};
 use crate::metrics::Metrics;
 
-const AVC_CODEC_ID: u8 = 7;
-const AAC_SOUND_FORMAT: u8 = 10;
-
 /// Starts a segmenter for every new stream until the hub is dropped.
 pub async fn run(hub: Hub, store: HlsStore, config: HlsConfig, metrics: Arc<Metrics>) {
     let mut new_streams = hub.new_streams();
@@ -84,11 +81,8 @@ impl StreamSegmenter {
         }
         let result = match frame.kind {
             FrameKind::Video => match flv::parse_video(&frame.payload) {
-                Ok(info) if info.codec_id == AVC_CODEC_ID => {
-                    let body = frame
-                        .payload
-                        .get(flv::VIDEO_HEADER_LEN..)
-                        .unwrap_or_default();
+                Ok(info) if info.codec_id == flv::CODEC_AVC => {
+                    let body = flv::video_body(&frame.payload);
                     match info.packet {
                         VideoPacket::SequenceHeader => {
                             if let Ok(cfg) = AvcConfig::parse(body) {
@@ -107,11 +101,8 @@ impl StreamSegmenter {
                 _ => Ok(None),
             },
             FrameKind::Audio => match flv::parse_audio(&frame.payload) {
-                Ok(info) if info.sound_format == AAC_SOUND_FORMAT => {
-                    let body = frame
-                        .payload
-                        .get(flv::AUDIO_HEADER_LEN..)
-                        .unwrap_or_default();
+                Ok(info) if info.sound_format == flv::SOUND_AAC => {
+                    let body = flv::audio_body(&frame.payload);
                     if info.sequence_header {
                         if let Ok(cfg) = AudioSpecificConfig::parse(body) {
                             self.aac = Some(cfg);

@@ -8,14 +8,14 @@ use bytes::Bytes;
 
 use crate::http::AppState;
 
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+pub(super) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/mp2t";
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such stream or segment\n").into_response()
 }
 
-fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
+pub(super) fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -29,6 +29,15 @@ fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
     r
 }
 
+/// Waits up to three target durations for a stream's first segment; false if none came.
+pub(super) async fn first_segment(
+    state: &AppState,
+    watch: &mut tokio::sync::watch::Receiver<u64>,
+) -> bool {
+    let wait = Duration::from_secs_f64(state.hls_config.target_duration_secs * 3.0);
+    tokio::time::timeout(wait, watch.changed()).await.is_ok()
+}
+
 /// `GET /{app}/{stream}.m3u8`. Waits briefly for the first segment of a live stream.
 pub async fn playlist(state: &AppState, key: &str) -> Response {
     let Some(hls) = state.hls.get(key) else {
@@ -40,8 +49,7 @@ pub async fn playlist(state: &AppState, key: &str) -> Response {
         (s.playlist_text(), s.watch(), s.playlist().target_duration())
     };
     let text = if text.is_empty() {
-        let wait = Duration::from_secs_f64(state.hls_config.target_duration_secs * 3.0);
-        if tokio::time::timeout(wait, watch.changed()).await.is_err() {
+        if !first_segment(state, &mut watch).await {
             return not_found();
         }
         hls.read().playlist_text()

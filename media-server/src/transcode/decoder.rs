@@ -143,10 +143,7 @@ impl Pipeline {
         if info.codec_id != flv::CODEC_AVC {
             return Err(Undecodable::Codec(info.codec_id));
         }
-        let body = frame
-            .payload
-            .get(flv::VIDEO_HEADER_LEN..)
-            .unwrap_or_default();
+        let body = flv::video_body(&frame.payload);
         match info.packet {
             VideoPacket::SequenceHeader => {
                 let cfg = AvcConfig::parse(body).map_err(Undecodable::Header)?;
