@@ -153,7 +153,7 @@ impl Publisher {
 fn learn_codec(info: &mut super::stream::MediaInfo, frame: &Frame) {
     match frame.kind {
         FrameKind::Video => {
-            if let Some(cfg) = AvcConfig::parse(flv::video_body(&frame.payload)).ok() {
+            if let Ok(cfg) = AvcConfig::parse(flv::video_body(&frame.payload)) {
                 info.video_codec = Some(cfg.codec_string());
                 if let Some((w, h)) = cfg.dimensions() {
                     info.width = Some(w);
@@ -162,7 +162,7 @@ fn learn_codec(info: &mut super::stream::MediaInfo, frame: &Frame) {
             }
         }
         FrameKind::Audio => {
-            if let Some(cfg) = AudioSpecificConfig::parse(flv::audio_body(&frame.payload)).ok() {
+            if let Ok(cfg) = AudioSpecificConfig::parse(flv::audio_body(&frame.payload)) {
                 info.audio_codec = Some(cfg.codec_string());
                 info.sample_rate = Some(cfg.sample_rate);
                 info.channels = Some(cfg.channels);
