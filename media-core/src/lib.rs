@@ -10,6 +10,7 @@ pub mod avc;
 mod bits;
 pub mod flv;
 pub mod hls;
+pub mod rtmp;
 pub mod sei;
 pub mod timestamp;
 pub mod ts;
