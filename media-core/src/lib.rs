@@ -8,6 +8,7 @@
 pub mod aac;
 pub mod avc;
 mod bits;
+pub mod fanout;
 pub mod flv;
 pub mod hls;
 pub mod rtmp;

@@ -88,6 +88,8 @@ pub struct HubConfig {
     pub gop_max_bytes: usize,
     /// Frames a viewer may have queued before it skips to the next keyframe.
     pub viewer_queue_frames: usize,
+    /// Seconds a frame may wait for a viewer before the viewer skips to the next keyframe.
+    pub viewer_max_delay_secs: f64,
     /// Seconds without media after which a publisher is considered gone.
     pub publisher_timeout_secs: f64,
     /// Seconds a stream stays (viewers attached, playlist served) after its publisher left.
@@ -100,6 +102,7 @@ impl Default for HubConfig {
             gop_max_frames: 1024,
             gop_max_bytes: 16 << 20,
             viewer_queue_frames: 512,
+            viewer_max_delay_secs: 3.0,
             publisher_timeout_secs: 5.0,
             linger_secs: 15.0,
         }
@@ -110,6 +113,11 @@ impl HubConfig {
     /// [`Self::publisher_timeout_secs`] as a duration.
     pub fn publisher_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.publisher_timeout_secs)
+    }
+
+    /// [`Self::viewer_max_delay_secs`] as a duration.
+    pub fn viewer_max_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.viewer_max_delay_secs)
     }
 
     /// [`Self::linger_secs`] as a duration.
@@ -151,10 +159,24 @@ pub struct RtmpLimits {
     pub max_chunk_size: u32,
     /// Largest RTMP message accepted.
     pub max_message_bytes: usize,
+    /// Most chunk streams one connection may use.
+    pub max_chunk_streams: usize,
     /// Deepest AMF nesting accepted in commands and metadata.
     pub max_amf_depth: usize,
     /// Seconds allowed for the handshake.
     pub handshake_timeout_secs: f64,
+}
+
+impl RtmpLimits {
+    /// The limits the RTMP chunk layer enforces while decoding.
+    pub fn chunk_limits(&self) -> media_core::rtmp::Limits {
+        media_core::rtmp::Limits {
+            max_chunk_size: self.max_chunk_size,
+            max_message_len: u32::try_from(self.max_message_bytes).unwrap_or(u32::MAX),
+            max_chunk_streams: self.max_chunk_streams,
+            max_amf_depth: self.max_amf_depth,
+        }
+    }
 }
 
 impl Default for RtmpLimits {
@@ -162,6 +184,7 @@ impl Default for RtmpLimits {
         Self {
             max_chunk_size: 1 << 20,
             max_message_bytes: 8 << 20,
+            max_chunk_streams: 64,
             max_amf_depth: 16,
             handshake_timeout_secs: 10.0,
         }

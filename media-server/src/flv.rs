@@ -1,5 +1,6 @@
 //! HTTP-FLV: FLV header, metadata, sequence headers, the GOP, then live tags.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::body::Body;
@@ -9,45 +10,31 @@ use bytes::Bytes;
 use media_core::flv;
 
 use crate::http::AppState;
-use crate::hub::{Frame, FrameKind, Protocol, Subscription};
+use crate::hub::{Frame, Protocol, Subscription};
 
-/// The byte stream of one HTTP-FLV viewer.
-///
-/// Each tag goes out as two buffers: the framer's small prefix and the frame payload itself,
-/// shared with every other viewer.
+/// The byte stream of one HTTP-FLV viewer: the file header, then each frame's FLV tag as
+/// built once for every viewer. Everything queued since the last write goes out together.
 struct FlvOut {
     sub: Subscription,
     header_sent: bool,
-    pending: Option<Bytes>,
-    framer: flv::StreamFramer,
-}
-
-fn tag_type(kind: FrameKind) -> u8 {
-    match kind {
-        FrameKind::Video => flv::TAG_VIDEO,
-        FrameKind::Audio => flv::TAG_AUDIO,
-        FrameKind::Script => flv::TAG_SCRIPT,
-    }
+    batch: Vec<Frame>,
+    ready: VecDeque<Bytes>,
 }
 
 impl FlvOut {
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(p) = self.pending.take() {
-            return Some(p);
-        }
         if !self.header_sent {
             self.header_sent = true;
             let (audio, video) = self.sub.tracks();
             return Some(Bytes::copy_from_slice(&flv::file_header(audio, video)));
         }
-        let frame: Frame = self.sub.recv().await?;
-        let prefix = self.framer.prefix(
-            tag_type(frame.kind),
-            frame.timestamp32(),
-            frame.payload.len(),
-        );
-        self.pending = Some(frame.payload);
-        Some(prefix)
+        if self.ready.is_empty() {
+            if !self.sub.recv_batch(&mut self.batch).await {
+                return None;
+            }
+            self.ready.extend(self.batch.drain(..).map(|f| f.flv_tag()));
+        }
+        self.ready.pop_front()
     }
 }
 
@@ -56,18 +43,18 @@ pub fn play(state: &AppState, key: &str) -> Response {
     let Some(sub) = state.hub.subscribe(key, Protocol::HttpFlv) else {
         return (StatusCode::NOT_FOUND, "no such stream\n").into_response();
     };
-    let metrics = state.metrics.clone();
+    let bytes_out = state.metrics.http_bytes("http_flv");
     let out = FlvOut {
         sub,
         header_sent: false,
-        pending: None,
-        framer: flv::StreamFramer::new(),
+        batch: Vec::new(),
+        ready: VecDeque::new(),
     };
     let stream = futures::stream::unfold(out, move |mut out| {
-        let metrics = metrics.clone();
+        let bytes_out = bytes_out.clone();
         async move {
             let chunk = out.next().await?;
-            metrics.add_http_bytes("http_flv", chunk.len());
+            bytes_out.inc_by(chunk.len() as u64);
             Some((Ok::<_, Infallible>(chunk), out))
         }
     });

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub rtmp_bytes_in: Counter,
     /// Bytes written to RTMP players.
     pub rtmp_bytes_out: Counter,
+    /// Frames a play session encoded for itself because it could not take the shared form.
+    pub rtmp_wire_fallbacks: Counter,
     /// Publishes accepted.
     pub publish_accepted: Counter,
     /// Publishes refused (busy key, hook, bad name).
@@ -70,6 +72,7 @@ impl Default for Metrics {
             rtmp_errors: Counter::default(),
             rtmp_bytes_in: Counter::default(),
             rtmp_bytes_out: Counter::default(),
+            rtmp_wire_fallbacks: Counter::default(),
             publish_accepted: Counter::default(),
             publish_refused: Counter::default(),
             frames_in: Counter::default(),
@@ -104,6 +107,11 @@ impl Default for Metrics {
             "rtmp_bytes_out",
             "Bytes written to RTMP players",
             m.rtmp_bytes_out.clone(),
+        );
+        r.register(
+            "rtmp_wire_fallbacks",
+            "Frames a play session encoded for itself instead of sharing the prepared form",
+            m.rtmp_wire_fallbacks.clone(),
         );
         r.register(
             "publish_accepted",
@@ -172,9 +180,14 @@ impl Metrics {
 
     /// Adds HTTP egress bytes for a protocol.
     pub fn add_http_bytes(&self, protocol: &'static str, n: usize) {
+        self.http_bytes(protocol).inc_by(n as u64);
+    }
+
+    /// The HTTP egress counter of a protocol, to count on without a lookup each time.
+    pub fn http_bytes(&self, protocol: &'static str) -> Counter {
         self.http_bytes_out
             .get_or_create(&ProtocolLabel { protocol })
-            .inc_by(n as u64);
+            .clone()
     }
 
     /// Counts a rendition dropped for falling behind real time.

@@ -152,8 +152,16 @@ impl ChunkDecoder {
             };
             let index = self.stream_index(&p)?;
             let stream = &self.streams[index];
-            let starts = p.fmt < 3 || !stream.in_progress;
             let length = p.length.unwrap_or(stream.length);
+            // A message starts with any header but type 3 (or with type 3 after a complete
+            // message). Some encoders repeat a full header on every chunk of a message: a
+            // header that matches the unfinished message continues it.
+            let continues = stream.in_progress
+                && (p.fmt == 3
+                    || (length == stream.length
+                        && p.type_id.is_none_or(|t| t == stream.header.type_id)
+                        && p.stream_id.is_none_or(|s| s == stream.header.stream_id)));
+            let starts = !continues;
             if length > self.limits.max_message_len {
                 return Err(ChunkError::MessageTooLong {
                     len: length,
@@ -533,6 +541,24 @@ mod tests {
             dec.push(&c);
         }
         assert_eq!(decode_all_err(&mut dec), ChunkError::TooMuchPending(1000));
+    }
+
+    #[test]
+    fn full_headers_on_every_chunk_continue_the_message() {
+        // Some encoders repeat the type 0 header on each chunk of one message.
+        let mut wire = vec![0x03, 0, 0, 5, 0, 0, 4, 20, 0, 0, 0, 0, b'a', b'b'];
+        wire.extend_from_slice(&[0x03, 0, 0, 5, 0, 0, 4, 20, 0, 0, 0, 0, b'c', b'd']);
+        wire.extend_from_slice(&[0x03, 0, 0, 9, 0, 0, 1, 20, 0, 0, 0, 0, b'e']);
+        let mut dec = ChunkDecoder::new(Limits::default());
+        dec.set_chunk_size(2).expect("valid size");
+        dec.push(&wire);
+        let m = decode_all(&mut dec);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            (&m[0].payload[..], m[0].header.timestamp),
+            (&b"abcd"[..], 5)
+        );
+        assert_eq!((&m[1].payload[..], m[1].header.timestamp), (&b"e"[..], 9));
     }
 
     #[test]

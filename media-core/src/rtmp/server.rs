@@ -123,19 +123,17 @@ impl ServerSession {
         while let Some(m) = self.link.next()? {
             let h = m.header;
             match h.type_id {
-                TYPE_AUDIO | TYPE_VIDEO => {
-                    if self.publishing == Some(h.stream_id) {
-                        let kind = if h.type_id == TYPE_AUDIO {
-                            MediaKind::Audio
-                        } else {
-                            MediaKind::Video
-                        };
-                        self.events.push_back(ServerEvent::Media {
-                            kind,
-                            timestamp: h.timestamp,
-                            payload: m.payload,
-                        });
-                    }
+                TYPE_AUDIO | TYPE_VIDEO if self.publishing == Some(h.stream_id) => {
+                    let kind = if h.type_id == TYPE_AUDIO {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    self.events.push_back(ServerEvent::Media {
+                        kind,
+                        timestamp: h.timestamp,
+                        payload: m.payload,
+                    });
                 }
                 TYPE_AMF0_DATA | TYPE_AMF3_DATA => {
                     let values = command::decode_data(

@@ -269,3 +269,26 @@ proptest! {
         let _ = server.feed(Instant::now(), &data);
     }
 }
+
+#[test]
+fn deep_amf_command_fails_the_session() {
+    let mut server = ServerSession::new(ServerConfig::default());
+    let body = [0x03, 0x00, 0x01, b'k'].repeat(100_000);
+    let bytes = ChunkEncoder::default().to_bytes(
+        CSID_COMMAND,
+        &MessageHeader {
+            type_id: TYPE_AMF0_COMMAND,
+            stream_id: 0,
+            timestamp: 0,
+        },
+        &body,
+    );
+    let mut result = Ok(());
+    for piece in bytes.chunks(65_536) {
+        result = server.feed(Instant::now(), piece);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(RtmpError::Amf(amf0::AmfError::TooDeep(16))));
+}

@@ -1,7 +1,6 @@
 //! Stream registry, GOP cache and fan-out from one publisher to many viewers.
 
 mod frame;
-mod gop;
 mod metadata;
 mod publisher;
 mod stream;
@@ -11,15 +10,15 @@ mod viewer;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use media_core::fanout::{QueueLimits, StartCache, ViewerQueue};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub use frame::{Frame, FrameKind};
-pub use gop::GopCache;
+pub use frame::{Frame, FrameKind, WireForms, RTMP_STREAM_ID};
 pub use publisher::{MediaError, Publisher};
 pub use stream::{MediaInfo, Stream};
 pub use subscription::Subscription;
@@ -28,6 +27,10 @@ pub use viewer::Protocol;
 use crate::config::{HubConfig, OnConflict};
 use stream::PublisherSlot;
 use viewer::ViewerTx;
+
+/// Longest an output inside the server may fall behind before it skips: long enough that
+/// only a stalled output does.
+const INTERNAL_MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -122,7 +125,7 @@ impl Hub {
                     let c = &self.inner.config;
                     let s = Arc::new(Stream::new(
                         key.to_string(),
-                        GopCache::new(c.gop_max_frames, c.gop_max_bytes),
+                        StartCache::new(c.gop_max_frames, c.gop_max_bytes),
                     ));
                     streams.insert(key.to_string(), s.clone());
                     (s, true)
@@ -139,7 +142,7 @@ impl Hub {
                 current.cancel.cancel();
             }
             state.epoch += 1;
-            state.gop.clear();
+            state.start.clear_gop();
             let cancel = CancellationToken::new();
             state.publisher = Some(PublisherSlot {
                 epoch: state.epoch,
@@ -170,18 +173,24 @@ impl Hub {
     /// Attaches a viewer to a stream already looked up.
     pub fn subscribe_stream(&self, stream: Arc<Stream>, protocol: Protocol) -> Subscription {
         let id = self.inner.next_viewer.fetch_add(1, Ordering::Relaxed);
-        let rx = {
-            let mut state = stream.state.lock();
-            let startup = state.startup_frames();
-            let (tx, rx) = mpsc::channel(self.inner.config.viewer_queue_frames + startup.len());
-            for frame in startup {
-                // Capacity was sized for the startup frames, so this cannot fail.
-                let _ = tx.try_send(frame);
-            }
-            state.viewers.push(ViewerTx::new(id, protocol, tx));
-            rx
+        let c = &self.inner.config;
+        let limits = QueueLimits {
+            max_frames: c.viewer_queue_frames,
+            max_delay: match protocol {
+                Protocol::Internal => INTERNAL_MAX_DELAY,
+                Protocol::HttpFlv | Protocol::Rtmp => c.viewer_max_delay(),
+            },
         };
-        Subscription { rx, stream, id }
+        let shared = {
+            let mut state = stream.state.lock();
+            let queue = ViewerQueue::new(limits, state.start.startup(), Instant::now());
+            let shared = viewer::Shared::new(queue);
+            state
+                .viewers
+                .push(ViewerTx::new(id, protocol, shared.clone()));
+            shared
+        };
+        Subscription::new(shared, stream, id)
     }
 
     /// Looks up a stream by key.
@@ -207,9 +216,9 @@ impl Hub {
                         .as_ref()
                         .map_or(0.0, |p| p.started.elapsed().as_secs_f64()),
                     publishes: st.epoch,
-                    frames_in: st.frames_in,
-                    frames_dropped: st.frames_dropped,
-                    gop_frames: st.gop.len(),
+                    frames_in: s.frames_in.load(Ordering::Relaxed),
+                    frames_dropped: s.frames_dropped.load(Ordering::Relaxed),
+                    gop_frames: st.start.gop().len(),
                     viewers: ViewerCounts {
                         http_flv: st.viewer_count(Protocol::HttpFlv),
                         rtmp: st.viewer_count(Protocol::Rtmp),

@@ -71,17 +71,10 @@ impl Publisher {
         if state.epoch != self.epoch {
             return;
         }
-        let frame = Frame {
-            kind: FrameKind::Script,
-            dts: state.last_dts.unwrap_or(self.base),
-            cts: 0,
-            keyframe: false,
-            header: false,
-            epoch: self.epoch,
-            payload,
-        };
+        let dts = state.last_dts.unwrap_or(self.base);
+        let frame = Frame::new(FrameKind::Script, dts, 0, false, false, self.epoch, payload);
         state.metadata = Some(Arc::new(meta));
-        state.dispatch(frame);
+        state.dispatch(Instant::now(), frame);
     }
 
     /// Pushes one RTMP video message; returns the number of viewer drops it caused.
@@ -95,15 +88,15 @@ impl Publisher {
     pub fn push_video_at(&mut self, dts: u64, payload: Bytes) -> Result<u64, MediaError> {
         let info = flv::parse_video(&payload)?;
         let header = info.packet == VideoPacket::SequenceHeader;
-        let frame = Frame {
-            kind: FrameKind::Video,
+        let frame = Frame::new(
+            FrameKind::Video,
             dts,
-            cts: info.composition_time,
-            keyframe: info.keyframe,
+            info.composition_time,
+            info.keyframe,
             header,
-            epoch: self.epoch,
+            self.epoch,
             payload,
-        };
+        );
         Ok(self.dispatch(frame))
     }
 
@@ -116,15 +109,8 @@ impl Publisher {
     /// Pushes one audio message whose `dts` is already on the hub's timeline.
     pub fn push_audio_at(&mut self, dts: u64, payload: Bytes) -> Result<u64, MediaError> {
         let info = flv::parse_audio(&payload)?;
-        let frame = Frame {
-            kind: FrameKind::Audio,
-            dts,
-            cts: 0,
-            keyframe: false,
-            header: info.sound_format == 10 && info.sequence_header,
-            epoch: self.epoch,
-            payload,
-        };
+        let header = info.sound_format == flv::SOUND_AAC && info.sequence_header;
+        let frame = Frame::new(FrameKind::Audio, dts, 0, false, header, self.epoch, payload);
         Ok(self.dispatch(frame))
     }
 
@@ -135,17 +121,21 @@ impl Publisher {
     }
 
     fn dispatch(&mut self, frame: Frame) -> u64 {
+        let now = Instant::now();
         let mut state = self.stream.state.lock();
         if state.epoch != self.epoch {
             return 0;
         }
         if let Some(p) = state.publisher.as_mut() {
-            p.last_media = Instant::now();
+            p.last_media = now;
         }
         if frame.header {
             learn_codec(&mut state.info, &frame);
         }
-        state.dispatch(frame)
+        let dropped = state.dispatch(now, frame);
+        drop(state);
+        self.stream.count(dropped);
+        dropped
     }
 }
 

@@ -1,5 +1,6 @@
 //! One stream key's shared state: publisher slot, sequence headers, GOP cache, viewers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,15 +9,20 @@ use rml_rtmp::sessions::StreamMetadata;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use media_core::fanout::StartCache;
+
 use super::frame::{Frame, FrameKind};
-use super::gop::GopCache;
-use super::viewer::{Offer, Protocol, ViewerTx};
+use super::viewer::{Protocol, ViewerTx};
 
 /// A stream key and everything the hub knows about it.
 #[derive(Debug)]
 pub struct Stream {
     key: String,
     pub(crate) state: Mutex<StreamState>,
+    /// Frames received from publishers.
+    pub(crate) frames_in: AtomicU64,
+    /// Frames dropped for viewers that fell behind.
+    pub(crate) frames_dropped: AtomicU64,
 }
 
 /// The live publisher of a stream.
@@ -92,52 +98,31 @@ pub(crate) struct StreamState {
     pub publisher: Option<PublisherSlot>,
     pub idle_since: Option<Instant>,
     pub metadata: Option<Arc<StreamMetadata>>,
-    pub script: Option<Frame>,
-    pub video_header: Option<Frame>,
-    pub audio_header: Option<Frame>,
-    pub gop: GopCache,
+    pub start: StartCache<Frame>,
     pub viewers: Vec<ViewerTx>,
     pub last_dts: Option<u64>,
     pub info: MediaInfo,
     pub rate: RateMeter,
-    pub frames_dropped: u64,
-    pub frames_in: u64,
 }
 
 impl StreamState {
-    /// Sends a frame to every viewer, caching it as header, metadata or GOP as fits.
-    pub fn dispatch(&mut self, frame: Frame) -> u64 {
+    /// Sends a frame to every viewer, caching it as header, metadata or GOP as fits; returns
+    /// the frames dropped for viewers that are behind.
+    pub fn dispatch(&mut self, now: Instant, frame: Frame) -> u64 {
         self.rate.record(&frame);
-        self.frames_in += 1;
         self.last_dts = Some(self.last_dts.map_or(frame.dts, |d| d.max(frame.dts)));
-        match (frame.kind, frame.header) {
-            (FrameKind::Video, true) => self.video_header = Some(frame.clone()),
-            (FrameKind::Audio, true) => self.audio_header = Some(frame.clone()),
-            (FrameKind::Script, _) => self.script = Some(frame.clone()),
-            _ => self.gop.push(&frame),
-        }
-        let headers = [&self.video_header, &self.audio_header];
+        self.start.record(&frame);
+        let headers = self.start.headers();
         let mut dropped = 0;
-        self.viewers.retain_mut(|v| match v.offer(&frame, headers) {
-            Offer::Sent => true,
-            Offer::Dropped => {
-                dropped += 1;
-                true
-            }
-            Offer::Closed => false,
-        });
-        self.frames_dropped += dropped;
+        self.viewers
+            .retain(|v| match v.offer(now, &frame, headers) {
+                Some(n) => {
+                    dropped += n;
+                    true
+                }
+                None => false,
+            });
         dropped
-    }
-
-    /// The frames a new viewer gets before live ones: metadata, headers, then the GOP.
-    pub fn startup_frames(&self) -> Vec<Frame> {
-        [&self.script, &self.video_header, &self.audio_header]
-            .into_iter()
-            .flatten()
-            .chain(self.gop.frames())
-            .cloned()
-            .collect()
     }
 
     /// Viewers per protocol.
@@ -150,7 +135,7 @@ impl StreamState {
 }
 
 impl Stream {
-    pub(crate) fn new(key: String, gop: GopCache) -> Self {
+    pub(crate) fn new(key: String, start: StartCache<Frame>) -> Self {
         Self {
             key,
             state: Mutex::new(StreamState {
@@ -158,17 +143,14 @@ impl Stream {
                 publisher: None,
                 idle_since: Some(Instant::now()),
                 metadata: None,
-                script: None,
-                video_header: None,
-                audio_header: None,
-                gop,
+                start,
                 viewers: Vec::new(),
                 last_dts: None,
                 info: MediaInfo::default(),
                 rate: RateMeter::new(),
-                frames_dropped: 0,
-                frames_in: 0,
             }),
+            frames_in: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
         }
     }
 
@@ -201,6 +183,14 @@ impl Stream {
     /// The current publish session; 0 before the first.
     pub fn epoch(&self) -> u32 {
         self.state.lock().epoch
+    }
+
+    /// Counts frames received and frames dropped for viewers.
+    pub(crate) fn count(&self, dropped: u64) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        if dropped > 0 {
+            self.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn remove_viewer(&self, id: u64) {

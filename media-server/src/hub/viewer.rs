@@ -1,7 +1,14 @@
-//! A viewer's bounded queue: the hub side never waits, a slow viewer skips to the next keyframe.
+//! A viewer's bounded queue, shared between the hub (which offers frames and never waits) and
+//! the viewer's task (which takes everything queued at once when it can write).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use media_core::fanout::ViewerQueue;
+use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::frame::Frame;
 
@@ -13,110 +20,66 @@ pub enum Protocol {
     HttpFlv,
     /// RTMP play viewer.
     Rtmp,
-    /// An output inside the server (HLS segmenter), not a viewer.
+    /// An output inside the server (HLS segmenter, transcoder), not a viewer.
     Internal,
 }
 
-/// Outcome of offering a frame to one viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
-    /// Queued.
-    Sent,
-    /// Dropped because the viewer is behind; counted.
-    Dropped,
-    /// The viewer is gone.
-    Closed,
+/// The queue and its wake-up, shared by both sides.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub queue: Mutex<ViewerQueue<Frame>>,
+    pub ready: Notify,
+    pub closed: AtomicBool,
+    pub gone: AtomicBool,
 }
 
-/// The hub's handle on one viewer.
+impl Shared {
+    pub fn new(queue: ViewerQueue<Frame>) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(queue),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+        })
+    }
+}
+
+/// The hub's handle on one viewer; dropping it ends the viewer's stream.
 #[derive(Debug)]
 pub struct ViewerTx {
     pub(crate) id: u64,
     pub(crate) protocol: Protocol,
-    tx: mpsc::Sender<Frame>,
-    skipping: bool,
+    shared: Arc<Shared>,
 }
 
 impl ViewerTx {
-    /// Wraps the sending side of a viewer's queue.
-    pub fn new(id: u64, protocol: Protocol, tx: mpsc::Sender<Frame>) -> Self {
+    pub(crate) fn new(id: u64, protocol: Protocol, shared: Arc<Shared>) -> Self {
         Self {
             id,
             protocol,
-            tx,
-            skipping: false,
+            shared,
         }
     }
 
-    /// Queues a frame unless the viewer is behind. Once behind, everything is dropped until
-    /// a keyframe finds room for itself and the current sequence headers.
-    pub fn offer(&mut self, frame: &Frame, headers: [&Option<Frame>; 2]) -> Offer {
-        if self.tx.is_closed() {
-            return Offer::Closed;
+    /// Offers a frame; returns the frames dropped, or `None` once the viewer is gone.
+    pub(crate) fn offer(
+        &self,
+        now: Instant,
+        frame: &Frame,
+        headers: [Option<&Frame>; 2],
+    ) -> Option<u64> {
+        if self.shared.gone.load(Ordering::Relaxed) {
+            return None;
         }
-        if self.skipping {
-            let known = headers.iter().filter(|h| h.is_some()).count();
-            if !frame.is_sync_point() || self.tx.capacity() < known + 1 {
-                return Offer::Dropped;
-            }
-            for h in headers.into_iter().flatten() {
-                if self.tx.try_send(h.clone()).is_err() {
-                    return Offer::Dropped;
-                }
-            }
-            self.skipping = false;
-        }
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => Offer::Sent,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.skipping = true;
-                Offer::Dropped
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
-        }
+        let dropped = self.shared.queue.lock().offer(now, frame, headers);
+        self.shared.ready.notify_one();
+        Some(dropped)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hub::FrameKind;
-    use bytes::Bytes;
-
-    fn video(keyframe: bool, dts: u64) -> Frame {
-        Frame {
-            kind: FrameKind::Video,
-            dts,
-            cts: 0,
-            keyframe,
-            header: false,
-            epoch: 1,
-            payload: Bytes::from_static(b"x"),
-        }
-    }
-
-    #[tokio::test]
-    async fn slow_viewer_skips_to_next_keyframe_with_headers() {
-        let (tx, mut rx) = mpsc::channel(4);
-        let mut viewer = ViewerTx::new(1, Protocol::HttpFlv, tx);
-        let mut header = video(true, 0);
-        header.header = true;
-        let header = Some(header);
-        let headers = [&header, &None];
-        for dts in 0..4 {
-            assert_eq!(viewer.offer(&video(dts == 0, dts), headers), Offer::Sent);
-        }
-        assert_eq!(viewer.offer(&video(false, 4), headers), Offer::Dropped);
-        for _ in 0..4 {
-            rx.recv().await.expect("queued frame");
-        }
-        assert_eq!(viewer.offer(&video(false, 5), headers), Offer::Dropped);
-        assert_eq!(viewer.offer(&video(true, 6), headers), Offer::Sent);
-        let first = rx.recv().await.expect("header");
-        assert!(first.header);
-        let next = rx.recv().await.expect("keyframe");
-        assert_eq!(next.dts, 6);
-        drop(rx);
-        assert_eq!(viewer.offer(&video(false, 7), headers), Offer::Closed);
+impl Drop for ViewerTx {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.ready.notify_one();
     }
 }

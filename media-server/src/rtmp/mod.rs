@@ -1,8 +1,8 @@
 //! RTMP listener: one task per connection, ingest and play.
 
-mod amf_depth;
-mod guard;
+mod metadata;
 mod session;
+mod writev;
 
 use std::sync::Arc;
 
@@ -14,7 +14,9 @@ use crate::hook::PublishHook;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
-pub use guard::{ChunkGuard, GuardError};
+/// Chunk size of everything the origin sends over RTMP (nginx-rtmp's default), so every play
+/// session can take each frame's shared wire form.
+pub const CHUNK_SIZE: u32 = 4096;
 
 /// What every RTMP connection shares.
 #[derive(Clone)]

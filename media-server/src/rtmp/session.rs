@@ -1,23 +1,21 @@
-//! One RTMP connection: handshake, then publish or play through the hub.
+//! One RTMP connection: the handshake, then media-core's server session between the socket
+//! and the hub. Read, feed, handle events, write: the protocol lives in the session.
 
 use std::collections::VecDeque;
 use std::future::pending;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use bytes::Bytes;
+use media_core::rtmp::{MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
-};
-use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use super::guard::ChunkGuard;
-use super::Context;
-use crate::hub::{Frame, FrameKind, Protocol, Publisher, Subscription};
+use super::metadata::stream_metadata;
+use super::{writev, Context, CHUNK_SIZE};
+use crate::hub::{Frame, Protocol, Publisher, Subscription, RTMP_STREAM_ID};
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -33,18 +31,12 @@ pub enum SessionError {
     /// The handshake bytes were invalid.
     #[error("handshake: {0}")]
     Handshake(String),
-    /// The peer broke the RTMP protocol.
-    #[error("protocol: {0}")]
-    Protocol(String),
-    /// A publisher sent no media for too long.
-    #[error("publisher silent for {0:?}")]
-    Silent(Duration),
+    /// The peer broke the RTMP protocol or a limit.
+    #[error(transparent)]
+    Protocol(#[from] RtmpError),
     /// A media message was malformed.
     #[error(transparent)]
     Media(#[from] crate::hub::MediaError),
-    /// The screening of declared sizes failed.
-    #[error(transparent)]
-    Guard(#[from] super::GuardError),
 }
 
 struct Play {
@@ -57,10 +49,11 @@ struct Conn {
     peer: SocketAddr,
     socket: TcpStream,
     session: ServerSession,
-    guard: ChunkGuard,
+    app: String,
     publisher: Option<Publisher>,
     play: Option<Play>,
-    out: Vec<u8>,
+    out: VecDeque<Bytes>,
+    batch: Vec<Frame>,
     refused: bool,
 }
 
@@ -74,23 +67,25 @@ pub async fn run(
     let leftover = tokio::time::timeout(deadline, handshake(&mut socket))
         .await
         .map_err(|_| SessionError::HandshakeTimeout)??;
-    let (session, results) = ServerSession::new(ServerSessionConfig::new())
-        .map_err(|e| SessionError::Protocol(e.to_string()))?;
+    let config = ServerConfig {
+        chunk_size: CHUNK_SIZE,
+        limits: ctx.limits.chunk_limits(),
+        publisher_timeout: ctx.publisher_timeout,
+        ..ServerConfig::default()
+    };
     let mut conn = Conn {
-        guard: ChunkGuard::new(ctx.limits.clone()),
         ctx,
         peer,
         socket,
-        session,
+        session: ServerSession::new(config),
+        app: String::new(),
         publisher: None,
         play: None,
-        out: Vec::new(),
+        out: VecDeque::new(),
+        batch: Vec::new(),
         refused: false,
     };
-    conn.handle_results(results).await?;
-    if !leftover.is_empty() {
-        conn.input(&leftover).await?;
-    }
+    conn.input(&leftover).await?;
     conn.flush().await?;
     let result = conn.serve().await;
     if let Some(p) = &conn.publisher {
@@ -127,9 +122,10 @@ async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, SessionError> {
     }
 }
 
-async fn next_frame(play: &mut Option<Play>) -> Option<Frame> {
+/// Waits for the playing viewer's next batch of frames; never resolves when not playing.
+async fn next_batch(play: &mut Option<Play>, batch: &mut Vec<Frame>) -> bool {
     match play {
-        Some(p) => p.sub.recv().await,
+        Some(p) => p.sub.recv_batch(batch).await,
         None => pending().await,
     }
 }
@@ -141,34 +137,40 @@ async fn kicked(publisher: &Option<Publisher>) {
     }
 }
 
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => pending().await,
+    }
+}
+
 impl Conn {
     async fn serve(&mut self) -> Result<(), SessionError> {
         let mut buf = vec![0u8; READ_BUF];
-        let silence = self.ctx.publisher_timeout;
         loop {
-            let publishing = self.publisher.is_some();
+            let timeout = self.session.timeout();
             tokio::select! {
-                read = async {
-                    if publishing {
-                        tokio::time::timeout(silence, self.socket.read(&mut buf)).await
-                    } else {
-                        Ok(self.socket.read(&mut buf).await)
-                    }
-                } => {
-                    let n = match read {
-                        Ok(r) => r?,
-                        Err(_) => return Err(SessionError::Silent(silence)),
-                    };
+                read = self.socket.read(&mut buf) => {
+                    let n = read?;
                     if n == 0 {
                         return Ok(());
                     }
                     self.ctx.metrics.rtmp_bytes_in.inc_by(n as u64);
                     self.input(&buf[..n]).await?;
                 }
-                frame = next_frame(&mut self.play) => match frame {
-                    Some(f) => self.forward(f)?,
-                    None => return Ok(()),
-                },
+                open = next_batch(&mut self.play, &mut self.batch) => {
+                    if !open {
+                        if let Some(p) = self.play.take() {
+                            self.session.end_play(p.stream_id);
+                            self.flush().await?;
+                        }
+                        return Ok(());
+                    }
+                    self.forward();
+                }
+                _ = sleep_until(timeout) => {
+                    self.session.handle_timeout(std::time::Instant::now())?;
+                }
                 _ = kicked(&self.publisher) => {
                     tracing::info!(peer = %self.peer, "publisher replaced by a newer one");
                     return Ok(());
@@ -182,98 +184,54 @@ impl Conn {
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        // The chunk decoder can panic on some malformed headers; contain it to this connection.
-        let guard = &mut self.guard;
-        catch_unwind(AssertUnwindSafe(|| guard.check(bytes)))
-            .map_err(|_| SessionError::Protocol("malformed chunk header".into()))??;
-        let session = &mut self.session;
-        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| SessionError::Protocol("malformed chunk header".into()))?
-            .map_err(|e| SessionError::Protocol(e.to_string()))?;
-        self.handle_results(results).await
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.session.feed(std::time::Instant::now(), bytes)?;
+        while let Some(event) = self.session.poll_event() {
+            self.event(event).await?;
+        }
+        Ok(())
     }
 
-    async fn handle_results(
-        &mut self,
-        results: Vec<ServerSessionResult>,
-    ) -> Result<(), SessionError> {
-        let mut queue: VecDeque<ServerSessionResult> = results.into();
-        while let Some(result) = queue.pop_front() {
-            match result {
-                ServerSessionResult::OutboundResponse(packet) => self.out.extend(packet.bytes),
-                ServerSessionResult::RaisedEvent(event) => queue.extend(self.event(event).await?),
-                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+    async fn event(&mut self, event: ServerEvent) -> Result<(), SessionError> {
+        match event {
+            ServerEvent::Connect { app, .. } => {
+                self.app = app;
+                self.session.accept_connect();
+            }
+            ServerEvent::Publish { stream_id, name } => self.publish(stream_id, &name).await,
+            ServerEvent::Play { stream_id, name } => self.play(stream_id, &name),
+            ServerEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => self.media(kind, timestamp, payload)?,
+            ServerEvent::Metadata(values) => {
+                if let Some(p) = self.publisher.as_mut() {
+                    p.set_metadata(stream_metadata(&values));
+                }
+            }
+            ServerEvent::Closed { stream_id } => {
+                if self.play.as_ref().is_some_and(|p| p.stream_id == stream_id) {
+                    self.play = None;
+                } else if self.publisher.is_some() {
+                    self.publisher = None;
+                }
             }
         }
         Ok(())
     }
 
-    async fn event(
-        &mut self,
-        event: ServerSessionEvent,
-    ) -> Result<Vec<ServerSessionResult>, SessionError> {
-        let proto =
-            |e: rml_rtmp::sessions::ServerSessionError| SessionError::Protocol(e.to_string());
-        match event {
-            ServerSessionEvent::ConnectionRequested { request_id, .. } => {
-                self.session.accept_request(request_id).map_err(proto)
-            }
-            ServerSessionEvent::PublishStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
-                ..
-            } => self.publish(request_id, &app_name, &stream_key).await,
-            ServerSessionEvent::PublishStreamFinished { .. } => {
-                self.publisher = None;
-                Ok(Vec::new())
-            }
-            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
-                if let Some(p) = self.publisher.as_mut() {
-                    p.set_metadata(metadata);
-                }
-                Ok(Vec::new())
-            }
-            ServerSessionEvent::VideoDataReceived {
-                data, timestamp, ..
-            } => {
-                self.media(FrameKind::Video, timestamp, data)?;
-                Ok(Vec::new())
-            }
-            ServerSessionEvent::AudioDataReceived {
-                data, timestamp, ..
-            } => {
-                self.media(FrameKind::Audio, timestamp, data)?;
-                Ok(Vec::new())
-            }
-            ServerSessionEvent::PlayStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
-                stream_id,
-                ..
-            } => self.play(request_id, &app_name, &stream_key, stream_id),
-            ServerSessionEvent::PlayStreamFinished { .. } => {
-                self.play = None;
-                Ok(Vec::new())
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    fn media(
-        &mut self,
-        kind: FrameKind,
-        timestamp: RtmpTimestamp,
-        data: Bytes,
-    ) -> Result<(), SessionError> {
+    fn media(&mut self, kind: MediaKind, timestamp: u32, data: Bytes) -> Result<(), SessionError> {
         let Some(p) = self.publisher.as_mut() else {
             return Ok(());
         };
         let len = data.len() as u64;
         let dropped = match kind {
-            FrameKind::Video => p.push_video(timestamp.value, data)?,
-            _ => p.push_audio(timestamp.value, data)?,
+            MediaKind::Video => p.push_video(timestamp, data)?,
+            MediaKind::Audio => p.push_audio(timestamp, data)?,
+            MediaKind::Data => 0,
         };
         let m = &self.ctx.metrics;
         m.frames_in.inc();
@@ -284,29 +242,23 @@ impl Conn {
         Ok(())
     }
 
-    async fn publish(
-        &mut self,
-        request_id: u32,
-        app: &str,
-        stream_key: &str,
-    ) -> Result<Vec<ServerSessionResult>, SessionError> {
+    async fn publish(&mut self, stream_id: u32, stream_key: &str) {
         let (name, query) = stream_key.split_once('?').unwrap_or((stream_key, ""));
+        let app = self.app.clone();
         let key = format!("{app}/{name}");
         self.refused = true;
-        let refuse = |session: &mut ServerSession, reason: &str| {
-            session
-                .reject_request(request_id, "NetStream.Publish.BadName", reason)
-                .map_err(|e| SessionError::Protocol(e.to_string()))
+        let refuse = |conn: &mut Self, reason: &str| {
+            conn.ctx.metrics.publish_refused.inc();
+            conn.session
+                .refuse(stream_id, "NetStream.Publish.BadName", reason);
         };
-        if name.is_empty() || self.publisher.is_some() {
-            self.ctx.metrics.publish_refused.inc();
-            return refuse(&mut self.session, "invalid stream name");
+        if name.is_empty() || self.publisher.is_some() || self.play.is_some() {
+            return refuse(self, "invalid stream name");
         }
         if let Some(hook) = &self.ctx.hook {
-            if let Err(reason) = hook.allow(app, name, query, self.peer).await {
+            if let Err(reason) = hook.allow(&app, name, query, self.peer).await {
                 tracing::info!(peer = %self.peer, stream = key, "publish refused: {reason}");
-                self.ctx.metrics.publish_refused.inc();
-                return refuse(&mut self.session, &reason);
+                return refuse(self, &reason);
             }
         }
         match self.ctx.hub.publish(&key) {
@@ -315,87 +267,75 @@ impl Conn {
                 tracing::info!(peer = %self.peer, stream = key, "publish started");
                 self.ctx.metrics.publish_accepted.inc();
                 self.publisher = Some(p);
-                self.session
-                    .accept_request(request_id)
-                    .map_err(|e| SessionError::Protocol(e.to_string()))
+                self.session.accept_publish(stream_id, name);
             }
             Err(e) => {
                 tracing::info!(peer = %self.peer, stream = key, "publish refused: {e}");
-                self.ctx.metrics.publish_refused.inc();
-                refuse(&mut self.session, &e.to_string())
+                refuse(self, &e.to_string());
             }
         }
     }
 
-    fn play(
-        &mut self,
-        request_id: u32,
-        app: &str,
-        stream_key: &str,
-        stream_id: u32,
-    ) -> Result<Vec<ServerSessionResult>, SessionError> {
+    fn play(&mut self, stream_id: u32, stream_key: &str) {
         let name = stream_key.split_once('?').map_or(stream_key, |(n, _)| n);
-        let key = format!("{app}/{name}");
-        let proto =
-            |e: rml_rtmp::sessions::ServerSessionError| SessionError::Protocol(e.to_string());
-        let Some(sub) = self.ctx.hub.subscribe(&key, Protocol::Rtmp) else {
-            tracing::info!(peer = %self.peer, stream = key, "play refused: no such stream");
-            self.refused = true;
-            return self
-                .session
-                .reject_request(
-                    request_id,
-                    "NetStream.Play.StreamNotFound",
-                    "no such stream",
-                )
-                .map_err(proto);
+        let key = format!("{}/{name}", self.app);
+        let sub = match self.ctx.hub.subscribe(&key, Protocol::Rtmp) {
+            Some(sub) if self.publisher.is_none() && self.play.is_none() => sub,
+            _ => {
+                tracing::info!(peer = %self.peer, stream = key, "play refused: no such stream");
+                self.refused = true;
+                self.session
+                    .refuse(stream_id, "NetStream.Play.StreamNotFound", "no such stream");
+                return;
+            }
         };
         tracing::info!(peer = %self.peer, stream = key, "rtmp play started");
-        let results = self.session.accept_request(request_id).map_err(proto)?;
+        self.session.accept_play(stream_id, name);
         self.play = Some(Play { stream_id, sub });
-        Ok(results)
     }
 
-    /// Serializes one frame, and any others already queued, for the playing peer.
-    fn forward(&mut self, first: Frame) -> Result<(), SessionError> {
-        let Some(play) = self.play.as_mut() else {
-            return Ok(());
+    /// Queues the batch just received for the playing peer: each frame's shared wire form,
+    /// or its own encoding when the session cannot take the shared one.
+    fn forward(&mut self) {
+        let Some(play) = self.play.as_ref() else {
+            self.batch.clear();
+            return;
         };
-        let mut frame = Some(first);
+        if let Some(b) = self.session.take_output() {
+            self.out.push_back(b);
+        }
         let mut sent = 0u64;
-        while let Some(f) = frame.take() {
-            let ts = RtmpTimestamp::new(f.timestamp32());
-            let droppable = !f.keyframe && !f.header;
-            let packet = match f.kind {
-                FrameKind::Video => {
-                    self.session
-                        .send_video_data(play.stream_id, f.payload, ts, droppable)
+        for f in self.batch.drain(..) {
+            let shared = (play.stream_id == RTMP_STREAM_ID)
+                .then(|| f.rtmp_wire(CHUNK_SIZE))
+                .flatten();
+            let bytes = match shared {
+                Some(b) => b,
+                None => {
+                    self.ctx.metrics.rtmp_wire_fallbacks.inc();
+                    self.session.send_media(
+                        play.stream_id,
+                        f.kind.rtmp(),
+                        f.timestamp32(),
+                        &f.payload,
+                    );
+                    match self.session.take_output() {
+                        Some(b) => b,
+                        None => continue,
+                    }
                 }
-                FrameKind::Audio => {
-                    self.session
-                        .send_audio_data(play.stream_id, f.payload, ts, droppable)
-                }
-                FrameKind::Script => match play.sub.metadata() {
-                    Some(meta) => self.session.send_metadata(play.stream_id, &meta),
-                    None => continue,
-                },
-            }
-            .map_err(|e| SessionError::Protocol(e.to_string()))?;
-            sent += packet.bytes.len() as u64;
-            self.out.extend(packet.bytes);
-            if self.out.len() < READ_BUF {
-                frame = play.sub.try_recv();
-            }
+            };
+            sent += bytes.len() as u64;
+            self.out.push_back(bytes);
         }
         self.ctx.metrics.rtmp_bytes_out.inc_by(sent);
-        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), SessionError> {
-        if !self.out.is_empty() {
-            self.socket.write_all(&self.out).await?;
-            self.out.clear();
+        if let Some(b) = self.session.take_output() {
+            self.out.push_back(b);
         }
+        writev::write_all(&mut self.socket, &mut self.out).await?;
         Ok(())
     }
 }

@@ -2,22 +2,22 @@
 
 use std::collections::VecDeque;
 
-use super::frame::{Frame, FrameKind};
+use super::{Class, Unit};
 
 /// Frames since the last video keyframe, capped in count and bytes.
 ///
-/// When a cap is hit the cache empties and stays empty until the next keyframe, so
-/// a stream that never sends one cannot grow memory.
-#[derive(Debug)]
-pub struct GopCache {
-    frames: VecDeque<Frame>,
+/// When a cap is hit the cache empties and stays empty until the next keyframe, so a stream
+/// that never sends one cannot grow memory.
+#[derive(Debug, Clone)]
+pub struct GopCache<F> {
+    frames: VecDeque<F>,
     bytes: usize,
     max_frames: usize,
     max_bytes: usize,
     overflowed: bool,
 }
 
-impl GopCache {
+impl<F: Unit> GopCache<F> {
     /// An empty cache with the given caps.
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
         Self {
@@ -29,22 +29,22 @@ impl GopCache {
         }
     }
 
-    /// Offers a live (non-header) frame to the cache.
-    pub fn push(&mut self, frame: &Frame) {
-        if frame.is_sync_point() {
-            self.clear();
-            self.overflowed = false;
-        } else if self.frames.is_empty() || self.overflowed || frame.kind == FrameKind::Script {
-            return;
+    /// Offers a frame (headers and metadata are ignored).
+    pub fn push(&mut self, frame: &F) {
+        match frame.class() {
+            Class::Keyframe => {
+                self.clear();
+                self.overflowed = false;
+            }
+            Class::Frame if !self.frames.is_empty() && !self.overflowed => {}
+            _ => return,
         }
-        if self.frames.len() + 1 > self.max_frames
-            || self.bytes + frame.payload.len() > self.max_bytes
-        {
+        if self.frames.len() + 1 > self.max_frames || self.bytes + frame.size() > self.max_bytes {
             self.clear();
             self.overflowed = true;
             return;
         }
-        self.bytes += frame.payload.len();
+        self.bytes += frame.size();
         self.frames.push_back(frame.clone());
     }
 
@@ -55,7 +55,7 @@ impl GopCache {
     }
 
     /// The cached frames, keyframe first.
-    pub fn frames(&self) -> impl ExactSizeIterator<Item = &Frame> {
+    pub fn frames(&self) -> impl ExactSizeIterator<Item = &F> {
         self.frames.iter()
     }
 
@@ -76,53 +76,53 @@ impl GopCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn frame(kind: FrameKind, keyframe: bool, len: usize) -> Frame {
-        Frame {
-            kind,
-            dts: 0,
-            cts: 0,
-            keyframe,
-            header: false,
-            epoch: 1,
-            payload: Bytes::from(vec![0u8; len]),
+    /// A test unit: its class and size.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct U(pub Class, pub usize);
+
+    impl Unit for U {
+        fn class(&self) -> Class {
+            self.0
+        }
+        fn size(&self) -> usize {
+            self.1
         }
     }
 
     #[test]
     fn starts_at_keyframe_and_restarts_on_next() {
         let mut gop = GopCache::new(100, 1 << 20);
-        gop.push(&frame(FrameKind::Audio, false, 10));
-        gop.push(&frame(FrameKind::Video, false, 10));
+        gop.push(&U(Class::Frame, 10));
         assert!(gop.is_empty(), "nothing before the first keyframe");
-        gop.push(&frame(FrameKind::Video, true, 10));
-        gop.push(&frame(FrameKind::Audio, false, 10));
-        gop.push(&frame(FrameKind::Video, false, 10));
+        gop.push(&U(Class::Keyframe, 10));
+        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::VideoHeader, 10));
+        gop.push(&U(Class::Frame, 10));
         assert_eq!(gop.len(), 3);
-        gop.push(&frame(FrameKind::Video, true, 10));
+        gop.push(&U(Class::Keyframe, 10));
         assert_eq!(gop.len(), 1);
-        assert!(gop.frames().next().is_some_and(Frame::is_sync_point));
+        assert_eq!(gop.frames().next(), Some(&U(Class::Keyframe, 10)));
     }
 
     #[test]
     fn caps_frames_and_bytes_until_next_keyframe() {
         let mut gop = GopCache::new(3, 1 << 20);
-        gop.push(&frame(FrameKind::Video, true, 10));
+        gop.push(&U(Class::Keyframe, 10));
         for _ in 0..5 {
-            gop.push(&frame(FrameKind::Video, false, 10));
+            gop.push(&U(Class::Frame, 10));
         }
         assert!(gop.is_empty());
         assert_eq!(gop.bytes(), 0);
-        gop.push(&frame(FrameKind::Video, true, 10));
+        gop.push(&U(Class::Keyframe, 10));
         assert_eq!(gop.len(), 1);
 
         let mut gop = GopCache::new(1000, 25);
-        gop.push(&frame(FrameKind::Video, true, 10));
-        gop.push(&frame(FrameKind::Video, false, 10));
-        gop.push(&frame(FrameKind::Video, false, 10));
+        gop.push(&U(Class::Keyframe, 10));
+        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::Frame, 10));
         assert!(gop.is_empty());
     }
 }
