@@ -33,6 +33,14 @@ pub struct MediaTotals {
     pub dts_backwards: u64,
     /// Stamped frames (end-to-end latency samples).
     pub latency_samples: u64,
+    /// Stamped frames received after catching up with the live edge (live latency samples).
+    pub live_latency_samples: u64,
+    /// Joins (session starts, reconnections) that caught up with the live edge.
+    pub joins_caught_up: u64,
+    /// Frames received before catching up, over the joins that caught up.
+    pub join_burst_frames: u64,
+    /// Sessions with stamped frames that never caught up with the live edge.
+    pub never_caught_up: u64,
 }
 
 /// One second of the timeline.

@@ -112,6 +112,21 @@ pub struct MediaReport {
     pub dts_backwards: u64,
     /// Frames carrying a wall-clock stamp.
     pub latency_samples: u64,
+    /// Stamped frames received after catching up with the live edge (`live_latency` samples).
+    #[serde(default)]
+    pub live_latency_samples: u64,
+    /// Joins (session starts, reconnections) that caught up with the live edge.
+    #[serde(default)]
+    pub joins_caught_up: u64,
+    /// Frames (audio and video) received before catching up, over those joins.
+    #[serde(default)]
+    pub join_burst_frames: u64,
+    /// `join_burst_frames / joins_caught_up`.
+    #[serde(default)]
+    pub join_burst_frames_avg: f64,
+    /// Sessions with stamped frames that never caught up (absent from `live_latency`).
+    #[serde(default)]
+    pub never_caught_up: u64,
 }
 
 /// One second of the timeline.
@@ -261,6 +276,10 @@ impl WorkloadReport {
                 reconnects: r.media.reconnects,
                 dts_backwards: r.media.dts_backwards,
                 latency_samples: r.media.latency_samples,
+                live_latency_samples: r.media.live_latency_samples,
+                joins_caught_up: r.media.joins_caught_up,
+                join_burst_frames: r.media.join_burst_frames,
+                never_caught_up: r.media.never_caught_up,
                 ..MediaReport::default()
             }),
             timeline,
@@ -295,6 +314,11 @@ impl WorkloadReport {
             };
             m.stall_ratio = if m.viewing_secs > 0.0 {
                 m.stall_ms / 1000.0 / m.viewing_secs
+            } else {
+                0.0
+            };
+            m.join_burst_frames_avg = if m.joins_caught_up > 0 {
+                m.join_burst_frames as f64 / m.joins_caught_up as f64
             } else {
                 0.0
             };
@@ -405,6 +429,10 @@ fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<(
             a.reconnects += b.reconnects;
             a.dts_backwards += b.dts_backwards;
             a.latency_samples += b.latency_samples;
+            a.live_latency_samples += b.live_latency_samples;
+            a.joins_caught_up += b.joins_caught_up;
+            a.join_burst_frames += b.join_burst_frames;
+            a.never_caught_up += b.never_caught_up;
             Some(a)
         }
         (a, b) => a.or(b),
@@ -591,5 +619,78 @@ mod tests {
         b.scenario = "s".into();
         b.schema = "v0".into();
         assert!(Report::merge(vec![a, b]).is_err());
+    }
+
+    #[test]
+    fn join_bursts_reach_the_report_thresholds_and_merge() {
+        let t0 = Instant::now();
+        let player = |joins: u64, frames: u64, catch_up_ms: u64| {
+            let m = Metrics::new(t0);
+            for i in 0..joins {
+                m.record_at(
+                    "catch_up",
+                    Duration::from_millis(catch_up_ms + i),
+                    t0 + Duration::from_secs(1),
+                );
+            }
+            m.record_at("live_latency", Duration::from_millis(30), t0);
+            m.media(|t| {
+                t.sessions += joins + 1;
+                t.latency_samples += 100;
+                t.live_latency_samples += 1;
+                t.joins_caught_up += joins;
+                t.join_burst_frames += frames;
+                t.never_caught_up += 1;
+            });
+            let mut info = info();
+            info.driver = "flv-play".into();
+            info.primary = "startup".into();
+            info.thresholds = vec![
+                "catch_up.p99 < 50ms".into(),
+                "live_latency.p99 < 100ms".into(),
+                "join_burst_frames_avg <= 100".into(),
+                "never_caught_up == 0".into(),
+            ];
+            WorkloadReport::build(info, m.finish(), 0, t0)
+        };
+        let mut r = Report {
+            schema: SCHEMA.into(),
+            scenario: "s".into(),
+            started_unix_ms: 0,
+            duration_secs: 10.0,
+            shards: vec![Shard { index: 0, count: 2 }],
+            generators: Vec::new(),
+            workloads: vec![player(4, 400, 10)],
+            thresholds: Vec::new(),
+            passed: true,
+        };
+        r.evaluate();
+        let passed: Vec<bool> = r.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(passed, [true, true, true, false], "{:?}", r.thresholds);
+        let media = r.workloads[0].media.clone().expect("player workload");
+        assert_eq!(media.join_burst_frames_avg, 100.0);
+
+        let mut other = r.clone();
+        other.shards = vec![Shard { index: 1, count: 2 }];
+        other.workloads = vec![player(1, 200, 80)];
+        let merged = Report::merge(vec![r, other]).expect("merges");
+        let w = &merged.workloads[0];
+        let media = w.media.as_ref().expect("player workload");
+        assert_eq!((media.joins_caught_up, media.join_burst_frames), (5, 600));
+        assert_eq!((media.never_caught_up, media.live_latency_samples), (2, 2));
+        assert_eq!(media.join_burst_frames_avg, 120.0);
+        assert_eq!(w.operations["catch_up"].count, 5);
+        let passed: Vec<bool> = merged.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(
+            passed,
+            [false, true, false, false],
+            "{:?}",
+            merged.thresholds
+        );
+        let text = crate::text::render(&merged);
+        assert!(
+            text.contains("join: 5 joins caught up with the live edge after 120.0 frames"),
+            "{text}"
+        );
     }
 }

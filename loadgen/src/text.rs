@@ -51,6 +51,18 @@ pub fn render(report: &Report) -> String {
                 m.stall_ratio * 100.0,
                 m.reconnects
             );
+            let catch_up = w.operations.get("catch_up").map_or_else(String::new, |c| {
+                format!(", catch-up p50 {:.2} ms p99 {:.2} ms", c.p50_ms, c.p99_ms)
+            });
+            let _ = writeln!(
+                s,
+                "  join: {} joins caught up with the live edge after {:.1} frames on average{catch_up}; {} sessions never caught up; live latency from {} of {} stamped frames",
+                m.joins_caught_up,
+                m.join_burst_frames_avg,
+                m.never_caught_up,
+                m.live_latency_samples,
+                m.latency_samples
+            );
         }
         if !w.outcomes.is_empty() {
             let _ = writeln!(s, "  outcomes: {}", pairs(&w.outcomes));

@@ -1,9 +1,10 @@
 //! Pass/fail conditions such as `p99 < 250ms`, `error_rate < 0.1%`, `stall_ratio < 1%`.
 //!
 //! Metrics: `pNN` (`p50`, `p99`, `p99.9`), `mean`, `max` of the workload's primary operation,
-//! or of any operation as `OP.p99` (`startup.p99`, `latency.p50`, `start_lag.p99`); counters
-//! `count`, `errors`, `dropped`, `error_rate`, `throughput` (per second), `stall_ratio`,
-//! `stalls_per_minute`, `startup_failures`, and `outcome.KIND` (e.g. `outcome.success`).
+//! or of any operation as `OP.p99` (`startup.p99`, `latency.p50`, `live_latency.p99`,
+//! `catch_up.p99`, `start_lag.p99`); counters `count`, `errors`, `dropped`, `error_rate`,
+//! `throughput` (per second), `stall_ratio`, `stalls_per_minute`, `startup_failures`,
+//! `join_burst_frames_avg`, `never_caught_up`, and `outcome.KIND` (e.g. `outcome.success`).
 //! Values take `us`, `ms`, `s` for latencies (compared in ms) and `%` for ratios.
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,8 @@ impl Threshold {
             "stall_ratio",
             "stalls_per_minute",
             "startup_failures",
+            "join_burst_frames_avg",
+            "never_caught_up",
         ];
         if metric.starts_with("outcome.") || known.contains(&metric) || split_op(metric).is_some() {
             return Ok(());
@@ -156,6 +159,8 @@ fn measure(w: &WorkloadReport, metric: &str) -> Result<f64, String> {
         "stall_ratio" => return media().map(|m| m.stall_ratio),
         "stalls_per_minute" => return media().map(|m| m.stalls_per_viewer_minute),
         "startup_failures" => return media().map(|m| m.startup_failures as f64),
+        "join_burst_frames_avg" => return media().map(|m| m.join_burst_frames_avg),
+        "never_caught_up" => return media().map(|m| m.never_caught_up as f64),
         _ => {}
     }
     if let Some(kind) = metric.strip_prefix("outcome.") {

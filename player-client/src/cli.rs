@@ -111,11 +111,13 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The live line: state, buffer, bitrate and latency.
+/// The live line: state, buffer, bitrate and latency (marked while joining the live edge).
 pub fn progress_line(p: &Progress) -> String {
-    let latency = p
-        .latency_ms
-        .map_or_else(|| "-".to_string(), |ms| format!("{ms:.0} ms"));
+    let latency = match (p.latency_ms, p.live_latency_ms) {
+        (None, _) => "-".to_string(),
+        (Some(ms), Some(_)) => format!("{ms:.0} ms"),
+        (Some(ms), None) => format!("{ms:.0} ms (joining)"),
+    };
     format!(
         "{:>6.1}s  {:<8} buffer {:>5} ms  {:>7.0} kbit/s  latency {latency}  stalls {}  reconnects {}",
         p.elapsed_secs,
@@ -169,6 +171,37 @@ pub fn human(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
+        "live     p50 {}  p99 {}  max {}  ({} stamped frames after catching up)",
+        ms(s.live_latency.p50_ms),
+        ms(s.live_latency.p99_ms),
+        ms(s.live_latency.max_ms),
+        s.live_latency.samples
+    );
+    match s.joins.as_slice() {
+        [] if s.latency.samples > 0 => {
+            let _ = writeln!(out, "join     never caught up with the live edge");
+        }
+        [] => {}
+        [first, rest @ ..] => {
+            let frames: u64 = s.joins.iter().map(|j| j.burst_frames).sum();
+            let more = if rest.is_empty() {
+                String::new()
+            } else {
+                let slowest = s.joins.iter().map(|j| j.catch_up_ms).fold(0.0, f64::max);
+                format!(
+                    " ({} joins, {frames} frames in all, slowest {slowest:.0} ms)",
+                    s.joins.len()
+                )
+            };
+            let _ = writeln!(
+                out,
+                "join     {} frames before catching up with the live edge, in {:.0} ms{more}",
+                first.burst_frames, first.catch_up_ms
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
         "checks   DTS backwards video {} audio {}, discontinuities {}",
         s.dts_backwards.video, s.dts_backwards.audio, s.discontinuities
     );
@@ -182,7 +215,7 @@ pub fn human(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LatencySummary, PerTrack, PlayState};
+    use crate::{Join, LatencySummary, PerTrack, PlayState};
 
     #[test]
     fn durations() {
@@ -223,10 +256,12 @@ mod tests {
             buffer_ms: 1200,
             bitrate_kbps: 845.0,
             latency_ms: Some(42.4),
+            live_latency_ms: None,
             stalls: 0,
             reconnects: 1,
         });
         assert!(line.contains("playing") && line.contains("1200 ms") && line.contains("42 ms"));
+        assert!(line.contains("(joining)"), "{line}");
         let summary = Summary {
             url: "rtmp://h/a/b".into(),
             protocol: Some(Protocol::Rtmp),
@@ -245,13 +280,24 @@ mod tests {
             discontinuities: 0,
             reconnects: 0,
             latency: LatencySummary::default(),
+            live_latency: LatencySummary::default(),
+            joins: vec![Join {
+                caught_up_secs: 0.4,
+                burst_frames: 95,
+                catch_up_ms: 3.2,
+            }],
             errors: [("closed".to_string(), 1)].into(),
             latency_histogram: crate::latency::Latency::new().histogram().clone(),
+            live_latency_histogram: crate::latency::Latency::new().histogram().clone(),
         };
         let text = human(&summary);
         assert!(text.contains("(RTMP)"), "{text}");
         assert!(text.contains("startup  12 ms"), "{text}");
         assert!(text.contains("errors   closed 1"), "{text}");
         assert!(text.contains("p50 -"), "{text}");
+        assert!(
+            text.contains("join     95 frames before catching up with the live edge, in 3 ms"),
+            "{text}"
+        );
     }
 }

@@ -24,7 +24,7 @@ mod tags;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{PlayError, PlayErrorKind};
-pub use latency::LatencySummary;
+pub use latency::{Join, LatencySummary};
 pub use options::PlayOptions;
 pub use qoe::PlayState;
 pub use summary::{PerTrack, Progress, Protocol, Summary};

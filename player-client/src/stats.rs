@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::latency::{unix_micros, Latency};
+use crate::latency::{unix_micros, Latency, LiveEdge};
 use crate::qoe::{Buffer, QoeConfig};
 use crate::summary::{PerTrack, Progress, Protocol, Summary};
 
@@ -23,6 +23,7 @@ pub(crate) struct Stats {
     started: Instant,
     buffer: Buffer,
     latency: Latency,
+    live_edge: LiveEdge,
     bytes: u64,
     video_frames: u64,
     audio_frames: u64,
@@ -44,6 +45,7 @@ impl Stats {
             started: Instant::now(),
             buffer: Buffer::new(qoe),
             latency: Latency::new(),
+            live_edge: LiveEdge::new(),
             bytes: 0,
             video_frames: 0,
             audio_frames: 0,
@@ -92,9 +94,18 @@ impl Stats {
             }
         }
         self.last_dts[slot] = Some(dts_ms);
-        if let Some(stamp) = stamp {
-            self.latency.record(stamp, unix_micros());
-        }
+        let latency = stamp.map(|stamp| {
+            let now_micros = unix_micros();
+            self.latency.record(stamp, now_micros);
+            now_micros.saturating_sub(stamp)
+        });
+        let now = self.now();
+        self.live_edge.frame(now, latency);
+    }
+
+    /// A new connection: its first frames are a new join burst (a GOP cache, for instance).
+    pub(crate) fn rejoin(&mut self) {
+        self.live_edge.rejoin();
     }
 
     /// Forgets the previous DTS of each track: a new connection or a discontinuity starts a
@@ -126,6 +137,7 @@ impl Stats {
     pub(crate) fn progress(&mut self) -> Progress {
         let now = self.now();
         self.buffer.advance(now);
+        self.live_edge.settle(now);
         let window = now.saturating_sub(self.tick_at);
         let bitrate_kbps = kbps(self.bytes - self.tick_bytes, window);
         self.tick_at = now;
@@ -137,6 +149,7 @@ impl Stats {
             buffer_ms: self.buffer.buffered(now).as_millis() as u64,
             bitrate_kbps,
             latency_ms: self.latency.last_ms(),
+            live_latency_ms: self.live_edge.last_ms(),
             stalls: report.stalls,
             reconnects: self.reconnects,
         }
@@ -146,6 +159,8 @@ impl Stats {
     pub(crate) fn summary(&self) -> Summary {
         let now = self.now();
         let qoe = self.buffer.report(now);
+        let mut live_edge = self.live_edge.clone();
+        live_edge.settle(now);
         let viewing = qoe.played + qoe.stall_time;
         let stalls_per_minute = if viewing.is_zero() {
             0.0
@@ -170,8 +185,11 @@ impl Stats {
             discontinuities: self.discontinuities,
             reconnects: self.reconnects,
             latency: self.latency.summary(),
+            live_latency: live_edge.live().summary(),
+            joins: live_edge.joins().to_vec(),
             errors: self.errors.clone(),
             latency_histogram: self.latency.histogram().clone(),
+            live_latency_histogram: live_edge.live().histogram().clone(),
         }
     }
 }
@@ -225,7 +243,13 @@ mod tests {
         assert_eq!(sum.latency.samples, 1);
         let p50 = sum.latency.p50_ms.expect("one sample");
         assert!((150.0..10_000.0).contains(&p50), "{p50}");
-        assert!(s.progress().latency_ms.is_some());
+        let progress = s.progress();
+        assert!(progress.latency_ms.is_some());
+        assert_eq!(progress.live_latency_ms, None, "not caught up yet");
+        assert_eq!(sum.live_latency.samples, 0);
+        let json = serde_json::to_value(&sum).expect("serializes");
+        assert_eq!(json["live_latency"]["samples"], 0);
+        assert_eq!(json["joins"], serde_json::json!([]));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::latency::LatencySummary;
+use crate::latency::{Join, LatencySummary};
 use crate::qoe::PlayState;
 
 /// The protocol a session played.
@@ -73,13 +73,22 @@ pub struct Summary {
     pub discontinuities: u64,
     /// Successful reconnections after the source dropped or disappeared.
     pub reconnects: u64,
-    /// End-to-end latency from SEI stamps.
+    /// End-to-end latency from SEI stamps, every stamped frame (join bursts included).
     pub latency: LatencySummary,
+    /// End-to-end latency of the stamped frames received after catching up with the live edge
+    /// (see [`crate::latency::LiveEdge`]): the cached frames of join bursts left out.
+    pub live_latency: LatencySummary,
+    /// The joins (session start, reconnections) that caught up with the live edge: frames
+    /// received before catching up and how long that took.
+    pub joins: Vec<Join>,
     /// Errors seen, by kind (e.g. `connect`, `http_404`, `http_5xx`, `idle`, `closed`).
     pub errors: BTreeMap<String, u64>,
     /// Every latency sample in microseconds, for exact aggregation over many sessions.
     #[serde(skip)]
     pub latency_histogram: Histogram<u32>,
+    /// Every live latency sample in microseconds.
+    #[serde(skip)]
+    pub live_latency_histogram: Histogram<u32>,
 }
 
 /// A live view of a session, reported about once per second.
@@ -95,6 +104,8 @@ pub struct Progress {
     pub bitrate_kbps: f64,
     /// The most recent latency sample.
     pub latency_ms: Option<f64>,
+    /// The most recent latency sample once caught up with the live edge; `null` while joining.
+    pub live_latency_ms: Option<f64>,
     /// Stalls so far.
     pub stalls: u64,
     /// Reconnects so far.

@@ -66,12 +66,14 @@ pub(crate) struct TagHandler {
 }
 
 impl TagHandler {
-    /// Starts a new connection: sequence headers and the first keyframe are expected again.
+    /// Starts a new connection: sequence headers, the first keyframe and a join burst are
+    /// expected again.
     pub(crate) fn new_connection(&mut self, stats: &mut Stats) {
         self.saw_video = false;
         self.saw_keyframe = false;
         self.timeline.rebase();
         stats.new_timeline();
+        stats.rejoin();
     }
 
     /// True once media has played on this connection.

@@ -80,6 +80,27 @@ thresholds = ["p99 < 1s", "error_rate < 1%"]
         assert!(!w.timeline.is_empty() && w.timeline.iter().any(|s| s.active > 0));
     }
     assert!(workload(&report, "flv").operations["latency"].p50_ms < 1000.0);
+    for name in ["flv", "rtmp"] {
+        // Viewers join mid-GOP: the cached frames are the join burst, the rest live latency.
+        let w = workload(&report, name);
+        let media = w.media.as_ref().expect("media metrics");
+        assert!(
+            media.joins_caught_up >= media.sessions && media.never_caught_up == 0,
+            "{name}: every viewer caught up with the live edge: {text}"
+        );
+        assert_eq!(w.operations["catch_up"].count, media.joins_caught_up);
+        assert!(media.join_burst_frames > 0, "{name}: {text}");
+        let live = &w.operations["live_latency"];
+        assert_eq!(live.count, media.live_latency_samples, "{name}: {text}");
+        assert!(
+            live.count > 20 && live.count < media.latency_samples,
+            "{name}: {text}"
+        );
+        assert!(
+            live.p99_ms < 500.0,
+            "{name}: live latency on loopback: {text}"
+        );
+    }
 
     let api = workload(&report, "api");
     // 20/s for 12 s, evenly spread.

@@ -1,5 +1,6 @@
 //! `hls-play`, `flv-play`, `rtmp-play`: one viewer per user with the player library's QoE
-//! metrics (startup, stalls, end-to-end latency from SEI stamps, bytes).
+//! metrics (startup, stalls, end-to-end latency from SEI stamps, live latency and the join
+//! burst before catching up with the live edge, bytes).
 
 use std::time::{Duration, Instant};
 
@@ -86,11 +87,10 @@ impl Player {
             last = now;
             ctx.metrics.bytes((p.bitrate_kbps * 125.0 * secs) as u64);
             if let Some(ms) = p.latency_ms {
-                ctx.metrics.sample_second(
-                    "latency",
-                    Duration::from_secs_f64(ms.max(0.0) / 1000.0),
-                    now,
-                );
+                ctx.metrics.sample_second("latency", millis(ms), now);
+            }
+            if let Some(ms) = p.live_latency_ms {
+                ctx.metrics.sample_second("live_latency", millis(ms), now);
             }
         };
         let summary = match player_client::play(&url, &options, ctx.stop, &mut progress).await {
@@ -116,6 +116,16 @@ impl Player {
             m.errors(kind, *n);
         }
         m.merge_op("latency", &histogram::from_u32(&s.latency_histogram));
+        if !s.live_latency_histogram.is_empty() {
+            m.merge_op(
+                "live_latency",
+                &histogram::from_u32(&s.live_latency_histogram),
+            );
+        }
+        for join in &s.joins {
+            let caught_up = started + Duration::from_secs_f64(join.caught_up_secs.max(0.0));
+            m.record_at("catch_up", millis(join.catch_up_ms), caught_up);
+        }
         let viewing_ms = s.played_secs * 1000.0 + s.stall_ms;
         m.media(|t| {
             t.sessions += 1;
@@ -126,6 +136,15 @@ impl Player {
             t.reconnects += s.reconnects;
             t.dts_backwards += s.dts_backwards.total();
             t.latency_samples += s.latency.samples;
+            t.live_latency_samples += s.live_latency.samples;
+            t.joins_caught_up += s.joins.len() as u64;
+            t.join_burst_frames += s.joins.iter().map(|j| j.burst_frames).sum::<u64>();
+            t.never_caught_up += u64::from(s.latency.samples > 0 && s.joins.is_empty());
         });
     }
+}
+
+/// A non-negative duration from milliseconds.
+fn millis(ms: f64) -> Duration {
+    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
 }
