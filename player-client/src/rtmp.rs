@@ -1,9 +1,8 @@
-//! RTMP playback over rml_rtmp's client session: handshake, `connect`, `play`, then media.
+//! RTMP playback over media-core's client session: handshake, `connect`, `play`, then media.
 
+use media_core::rtmp::client::Goal;
+use media_core::rtmp::{ClientConfig, ClientEvent, ClientSession, MediaKind, RtmpError};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -60,8 +59,20 @@ pub(crate) async fn play(url: &str, session: &mut Session<'_>) -> Result<(), Pla
     Ok(())
 }
 
-fn rtmp_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::retry("rtmp", format!("rtmp: {e}"))
+/// A session failure: a refused connect is final, anything else may be retried.
+fn rtmp_failure(url: &str, e: RtmpError) -> Failure {
+    match e {
+        RtmpError::Refused { code, description } if code.contains("Connect") => {
+            Failure::Fatal(PlayErrorKind::Refused {
+                url: url.to_string(),
+                reason: format!("{code}: {description}"),
+            })
+        }
+        RtmpError::Refused { code, .. } if code.contains("StreamNotFound") => {
+            Failure::retry("not_found", format!("{url}: {code}"))
+        }
+        e => Failure::retry("rtmp", format!("rtmp: {e}")),
+    }
 }
 
 /// TCP connect and the RTMP handshake; returns bytes received after the handshake.
@@ -132,24 +143,18 @@ async fn connection(
             Failure::retry("timeout", format!("{}: no handshake within {setup:?}", target.addr))
         })??,
     };
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(format!("rtmp://{}/{}", target.addr, target.app));
-    let (mut rtmp, mut results) = ClientSession::new(config).map_err(rtmp_failure)?;
-    if !leftover.is_empty() {
-        results.extend(rtmp.handle_input(&leftover).map_err(rtmp_failure)?);
-    }
-    results.push(
-        rtmp.request_connection(target.app.clone())
-            .map_err(rtmp_failure)?,
+    let tc_url = format!("rtmp://{}/{}", target.addr, target.app);
+    let mut rtmp = ClientSession::new(
+        ClientConfig::new(&target.app, &tc_url),
+        Goal::Play(target.stream.clone()),
     );
     let mut conn = Conn {
         url,
-        target,
         socket: &mut socket,
         rtmp: &mut rtmp,
         playing: false,
     };
-    conn.handle(results, session, handler).await?;
+    conn.input(&leftover, session, handler).await?;
     let started = Instant::now();
     let mut last_data = started;
     let mut flowing = false;
@@ -173,8 +178,7 @@ async fn connection(
                 }
                 last_data = Instant::now();
                 session.stats.add_bytes(n);
-                let results = conn.rtmp.handle_input(&buf[..n]).map_err(rtmp_failure)?;
-                conn.handle(results, session, handler).await?;
+                conn.input(&buf[..n], session, handler).await?;
                 if !flowing && handler.started() {
                     flowing = true;
                     session.media_flowing();
@@ -187,78 +191,60 @@ async fn connection(
 /// An open RTMP connection.
 struct Conn<'c> {
     url: &'c str,
-    target: &'c RtmpTarget,
     socket: &'c mut TcpStream,
     rtmp: &'c mut ClientSession,
     playing: bool,
 }
 
 impl Conn<'_> {
-    /// Sends outbound packets in order and reacts to events.
-    async fn handle(
+    /// Feeds received bytes, writes what the session answers, and reacts to its events.
+    async fn input(
         &mut self,
-        results: Vec<ClientSessionResult>,
+        data: &[u8],
         session: &mut Session<'_>,
         handler: &mut TagHandler,
     ) -> Result<(), Failure> {
-        let mut queue = std::collections::VecDeque::from(results);
-        while let Some(result) = queue.pop_front() {
-            match result {
-                ClientSessionResult::OutboundResponse(packet) => self
-                    .socket
-                    .write_all(&packet.bytes)
-                    .await
-                    .map_err(|e| Failure::retry("write", format!("{}: {e}", self.url)))?,
-                ClientSessionResult::RaisedEvent(event) => {
-                    if let Some(next) = self.event(event, session, handler)? {
-                        queue.push_back(next);
-                    }
-                }
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
+        self.rtmp
+            .feed(std::time::Instant::now(), data)
+            .map_err(|e| rtmp_failure(self.url, e))?;
+        while let Some(bytes) = self.rtmp.take_output() {
+            self.socket
+                .write_all(&bytes)
+                .await
+                .map_err(|e| Failure::retry("write", format!("{}: {e}", self.url)))?;
+        }
+        while let Some(event) = self.rtmp.poll_event() {
+            self.event(event, session, handler)?;
         }
         Ok(())
     }
 
     fn event(
         &mut self,
-        event: ClientSessionEvent,
+        event: ClientEvent,
         session: &mut Session<'_>,
         handler: &mut TagHandler,
-    ) -> Result<Option<ClientSessionResult>, Failure> {
+    ) -> Result<(), Failure> {
         match event {
-            ClientSessionEvent::ConnectionRequestAccepted => {
-                let play = self
-                    .rtmp
-                    .request_playback(self.target.stream.clone())
-                    .map_err(rtmp_failure)?;
-                return Ok(Some(play));
-            }
-            ClientSessionEvent::ConnectionRequestRejected { description } => {
-                return Err(Failure::Fatal(PlayErrorKind::Refused {
-                    url: self.url.to_string(),
-                    reason: description,
-                }));
-            }
-            ClientSessionEvent::PlaybackRequestAccepted => self.playing = true,
-            ClientSessionEvent::VideoDataReceived { timestamp, data } => {
-                handler.video(&mut session.stats, timestamp.value, &data)
-            }
-            ClientSessionEvent::AudioDataReceived { timestamp, data } => {
-                handler.audio(&mut session.stats, timestamp.value, &data)
-            }
-            ClientSessionEvent::UnhandleableOnStatusCode { code } => {
-                if code.contains("StreamNotFound") {
-                    return Err(Failure::retry("not_found", format!("{}: {code}", self.url)));
-                }
+            ClientEvent::PlayStarted => self.playing = true,
+            ClientEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => match kind {
+                MediaKind::Video => handler.video(&mut session.stats, timestamp, &payload),
+                MediaKind::Audio => handler.audio(&mut session.stats, timestamp, &payload),
+                MediaKind::Data => {}
+            },
+            ClientEvent::Status { code, .. } => {
                 if code.contains("Play.Stop") || code.contains("UnpublishNotify") {
                     return Err(Failure::retry("closed", format!("{}: {code}", self.url)));
                 }
                 tracing::debug!(url = self.url, code, "rtmp status");
             }
-            _ => {}
+            ClientEvent::Connected | ClientEvent::PublishStarted | ClientEvent::Metadata(_) => {}
         }
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -1,17 +1,15 @@
 //! RTMP publishing: connect, handshake, `publish`, then paced media until stopped.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rml_amf0::Amf0Value;
+use media_core::rtmp::client::Goal;
+use media_core::rtmp::{ClientConfig, ClientEvent, ClientSession, MediaKind};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
-use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::metadata;
 use crate::pace::Pacer;
 use crate::source::{MediaSource, MediaTag, TagKind};
 use crate::stamp::{unix_micros, Stamper};
@@ -42,65 +40,41 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    async fn send(
-        &mut self,
-        results: Vec<ClientSessionResult>,
-    ) -> anyhow::Result<Vec<ClientSessionEvent>> {
-        let mut events = Vec::new();
-        for r in results {
-            match r {
-                ClientSessionResult::OutboundResponse(p) => {
-                    self.stats.add_bytes(p.bytes.len());
-                    self.socket.write_all(&p.bytes).await?;
-                }
-                ClientSessionResult::RaisedEvent(e) => events.push(e),
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
+    /// Writes whatever the session has queued.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        while let Some(bytes) = self.session.take_output() {
+            self.stats.add_bytes(bytes.len());
+            self.socket.write_all(&bytes).await?;
         }
-        Ok(events)
+        Ok(())
     }
 
-    async fn read_events(&mut self) -> anyhow::Result<Vec<ClientSessionEvent>> {
+    /// Feeds received bytes to the session, answers what it queued, returns its events.
+    async fn input(&mut self, data: &[u8]) -> anyhow::Result<Vec<ClientEvent>> {
+        self.session
+            .feed(Instant::now(), data)
+            .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
+        self.flush().await?;
+        Ok(std::iter::from_fn(|| self.session.poll_event()).collect())
+    }
+
+    /// Reads once from the socket and handles what arrived.
+    async fn read(&mut self) -> anyhow::Result<Vec<ClientEvent>> {
         let n = self.socket.read(&mut self.buf).await?;
-        self.on_input(n).await
-    }
-
-    /// Handles `n` bytes just read into the buffer (0 means the server closed).
-    async fn on_input(&mut self, n: usize) -> anyhow::Result<Vec<ClientSessionEvent>> {
         if n == 0 {
             anyhow::bail!("server closed the connection");
         }
-        let results = self
-            .session
-            .handle_input(&self.buf[..n])
+        self.session
+            .feed(Instant::now(), &self.buf[..n])
             .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-        self.send(results).await
+        self.flush().await?;
+        Ok(std::iter::from_fn(|| self.session.poll_event()).collect())
     }
 
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        done: impl Fn(&ClientSessionEvent) -> bool,
-    ) -> anyhow::Result<()> {
+    async fn wait_for(&mut self, what: &str, done: ClientEvent) -> anyhow::Result<()> {
         tokio::time::timeout(SETUP_TIMEOUT, async {
-            loop {
-                for e in self.read_events().await? {
-                    match e {
-                        ClientSessionEvent::ConnectionRequestRejected { description } => {
-                            anyhow::bail!("connect refused: {description}")
-                        }
-                        ClientSessionEvent::UnhandleableOnStatusCode { code } => {
-                            anyhow::bail!("server answered {code}")
-                        }
-                        ClientSessionEvent::UnknownTransactionResultReceived {
-                            additional_values,
-                            ..
-                        } => anyhow::bail!("server refused: {}", status_text(&additional_values)),
-                        e if done(&e) => return Ok(()),
-                        _ => {}
-                    }
-                }
-            }
+            while !self.read().await?.contains(&done) {}
+            Ok(())
         })
         .await
         .map_err(|_| anyhow::anyhow!("timed out waiting for {what}"))?
@@ -111,32 +85,15 @@ impl Conn<'_> {
             Some(s) => s.stamp(tag, unix_micros()),
             None => tag,
         };
-        let ts = RtmpTimestamp::new((tag.dts & 0xFFFF_FFFF) as u32);
-        let result = match tag.kind {
-            TagKind::Video => self
-                .session
-                .publish_video_data(tag.payload.clone(), ts, !tag.key),
-            TagKind::Audio => self
-                .session
-                .publish_audio_data(tag.payload.clone(), ts, false),
-        }
-        .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
+        let kind = match tag.kind {
+            TagKind::Video => MediaKind::Video,
+            TagKind::Audio => MediaKind::Audio,
+        };
+        let ts = (tag.dts & 0xFFFF_FFFF) as u32;
+        self.session.send_media(kind, ts, &tag.payload);
         self.stats.add_frame();
-        self.send(vec![result]).await?;
-        Ok(())
+        self.flush().await
     }
-}
-
-/// `code: description` from an RTMP status object.
-fn status_text(values: &[Amf0Value]) -> String {
-    let Some(Amf0Value::Object(props)) = values.first() else {
-        return "no reason given".to_string();
-    };
-    let field = |k: &str| match props.get(k) {
-        Some(Amf0Value::Utf8String(s)) => s.as_str(),
-        _ => "",
-    };
-    format!("{}: {}", field("code"), field("description"))
 }
 
 async fn handshake(socket: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
@@ -185,11 +142,11 @@ pub async fn publish(
     let leftover = tokio::time::timeout(SETUP_TIMEOUT, handshake(&mut socket))
         .await
         .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
-    let mut config = ClientSessionConfig::new();
-    config.chunk_size = 4096;
-    config.tc_url = Some(format!("rtmp://{}/{}", url.addr, url.app));
-    let (session, results) =
-        ClientSession::new(config).map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
+    let tc_url = format!("rtmp://{}/{}", url.addr, url.app);
+    let session = ClientSession::new(
+        ClientConfig::new(&url.app, &tc_url),
+        Goal::Publish(url.stream.clone()),
+    );
     let mut conn = Conn {
         socket,
         session,
@@ -197,38 +154,14 @@ pub async fn publish(
         stats,
         stamper: options.stamp.then(Stamper::new),
     };
-    conn.send(results).await?;
-    if !leftover.is_empty() {
-        let r = conn
-            .session
-            .handle_input(&leftover)
-            .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-        conn.send(r).await?;
+    let early = conn.input(&leftover).await?;
+    if !early.contains(&ClientEvent::PublishStarted) {
+        conn.wait_for("publish", ClientEvent::PublishStarted)
+            .await?;
     }
-    let r = conn
-        .session
-        .request_connection(url.app.clone())
-        .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-    conn.send(vec![r]).await?;
-    conn.wait_for("connect", |e| {
-        matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
-    })
-    .await?;
-    let r = conn
-        .session
-        .request_publishing(url.stream.clone(), PublishRequestType::Live)
-        .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-    conn.send(vec![r]).await?;
-    conn.wait_for("publish", |e| {
-        matches!(e, ClientSessionEvent::PublishRequestAccepted)
-    })
-    .await?;
     if let Some(meta) = source.metadata().as_ref() {
-        let r = conn
-            .session
-            .publish_metadata(meta)
-            .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
-        conn.send(vec![r]).await?;
+        conn.session.send_metadata(&metadata::to_amf(meta));
+        conn.flush().await?;
     }
     stats.set_state(PublishState::Publishing);
     let mut pacer = Pacer::new();
@@ -245,7 +178,7 @@ pub async fn publish(
         let due = pacer.due(tag.dts);
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            n = conn.socket.read(&mut conn.buf) => { conn.on_input(n?).await?; }
+            r = conn.read() => { r?; }
             _ = tokio::time::sleep_until(due) => {
                 conn.send_tag(tag).await?;
                 tag = source.next_tag()?;
