@@ -10,7 +10,7 @@ mod queue;
 mod start;
 
 pub use gop::GopCache;
-pub use queue::{QueueLimits, ViewerQueue};
+pub use queue::{Offer, QueueConfig, ViewerQueue};
 pub use start::StartCache;
 
 /// What a unit of media is, as far as fan-out cares.
@@ -24,8 +24,10 @@ pub enum Class {
     AudioHeader,
     /// A video keyframe: a point where a viewer may start.
     Keyframe,
-    /// Any other frame.
-    Frame,
+    /// Any other video frame.
+    Video,
+    /// An audio frame.
+    Audio,
 }
 
 /// A unit of media that fans out: cheap to clone (shared buffers), classified, sized.

@@ -90,6 +90,9 @@ pub struct HubConfig {
     pub viewer_queue_frames: usize,
     /// Seconds a frame may wait for a viewer before the viewer skips to the next keyframe.
     pub viewer_max_delay_secs: f64,
+    /// On streams with video, audio frames go to viewers with the next video frame (at most
+    /// one video frame interval later) rather than each on its own write.
+    pub audio_rides_video: bool,
     /// Seconds without media after which a publisher is considered gone.
     pub publisher_timeout_secs: f64,
     /// Seconds a stream stays (viewers attached, playlist served) after its publisher left.
@@ -103,6 +106,7 @@ impl Default for HubConfig {
             gop_max_bytes: 16 << 20,
             viewer_queue_frames: 512,
             viewer_max_delay_secs: 3.0,
+            audio_rides_video: true,
             publisher_timeout_secs: 5.0,
             linger_secs: 15.0,
         }

@@ -57,8 +57,14 @@ impl Drop for ChildGuard {
 
 /// Starts the ffmpeg CLI publishing a `testsrc2` + `sine` H.264/AAC stream in real time.
 pub fn ffmpeg_publish(url: &str, size: &str, gop: u32) -> ChildGuard {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
+    ffmpeg_publish_with_b_frames(url, size, gop, 0)
+}
+
+/// Like [`ffmpeg_publish`], with `b_frames` B-frames between references (0: low-latency
+/// tuning, none).
+pub fn ffmpeg_publish_with_b_frames(url: &str, size: &str, gop: u32, b_frames: u32) -> ChildGuard {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args([
             "-f",
             "lavfi",
@@ -66,14 +72,13 @@ pub fn ffmpeg_publish(url: &str, size: &str, gop: u32) -> ChildGuard {
             &format!("testsrc2=size={size}:rate=30"),
         ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast"]);
+    if b_frames == 0 {
+        cmd.args(["-tune", "zerolatency"]);
+    } else {
+        cmd.args(["-bf", &b_frames.to_string()]);
+    }
+    let child = cmd
         .args(["-pix_fmt", "yuv420p", "-g", &gop.to_string(), "-keyint_min"])
         .arg(gop.to_string())
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])

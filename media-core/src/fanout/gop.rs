@@ -36,7 +36,7 @@ impl<F: Unit> GopCache<F> {
                 self.clear();
                 self.overflowed = false;
             }
-            Class::Frame if !self.frames.is_empty() && !self.overflowed => {}
+            Class::Video | Class::Audio if !self.frames.is_empty() && !self.overflowed => {}
             _ => return,
         }
         if self.frames.len() + 1 > self.max_frames || self.bytes + frame.size() > self.max_bytes {
@@ -95,12 +95,12 @@ pub(crate) mod tests {
     #[test]
     fn starts_at_keyframe_and_restarts_on_next() {
         let mut gop = GopCache::new(100, 1 << 20);
-        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::Video, 10));
         assert!(gop.is_empty(), "nothing before the first keyframe");
         gop.push(&U(Class::Keyframe, 10));
-        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::Video, 10));
         gop.push(&U(Class::VideoHeader, 10));
-        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::Audio, 10));
         assert_eq!(gop.len(), 3);
         gop.push(&U(Class::Keyframe, 10));
         assert_eq!(gop.len(), 1);
@@ -112,7 +112,7 @@ pub(crate) mod tests {
         let mut gop = GopCache::new(3, 1 << 20);
         gop.push(&U(Class::Keyframe, 10));
         for _ in 0..5 {
-            gop.push(&U(Class::Frame, 10));
+            gop.push(&U(Class::Video, 10));
         }
         assert!(gop.is_empty());
         assert_eq!(gop.bytes(), 0);
@@ -121,8 +121,8 @@ pub(crate) mod tests {
 
         let mut gop = GopCache::new(1000, 25);
         gop.push(&U(Class::Keyframe, 10));
-        gop.push(&U(Class::Frame, 10));
-        gop.push(&U(Class::Frame, 10));
+        gop.push(&U(Class::Video, 10));
+        gop.push(&U(Class::Video, 10));
         assert!(gop.is_empty());
     }
 }

@@ -6,20 +6,33 @@ use std::time::{Duration, Instant};
 
 use super::{Class, Unit};
 
-/// When a viewer counts as behind.
+/// When a viewer counts as behind, and when it is worth waking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
+pub struct QueueConfig {
     /// Most live frames queued.
     pub max_frames: usize,
     /// Longest a frame may wait in the queue.
     pub max_delay: Duration,
+    /// On a stream with video, an audio frame does not wake the viewer: it goes out with the
+    /// next video frame (at most one video frame interval later), so a viewer writes once
+    /// per video frame instead of once per message. Video is never held.
+    pub audio_rides_video: bool,
+}
+
+/// The outcome of offering a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// Frames dropped because the viewer is behind (queued ones and possibly this one).
+    pub dropped: u64,
+    /// The viewer should be woken to write what is queued.
+    pub wake: bool,
 }
 
 /// Frames waiting to be written to one viewer, each with the time it was queued.
 #[derive(Debug)]
 pub struct ViewerQueue<F> {
     frames: VecDeque<(Instant, F)>,
-    limits: QueueLimits,
+    config: QueueConfig,
     /// Startup frames still counted on top of `max_frames` until the first drain.
     allowance: usize,
     skipping: bool,
@@ -28,27 +41,26 @@ pub struct ViewerQueue<F> {
 impl<F: Unit> ViewerQueue<F> {
     /// A queue seeded with a new viewer's startup frames (they do not count against the limit
     /// until the viewer first drains).
-    pub fn new(limits: QueueLimits, startup: Vec<F>, now: Instant) -> Self {
+    pub fn new(config: QueueConfig, startup: Vec<F>, now: Instant) -> Self {
         let allowance = startup.len();
         Self {
             frames: startup.into_iter().map(|f| (now, f)).collect(),
-            limits,
+            config,
             allowance,
             skipping: false,
         }
     }
 
-    /// Queues a live frame at `now` unless the viewer is behind; returns how many frames were
-    /// dropped. Behind means the queue is full or its oldest frame waited past `max_delay`:
+    /// Queues a live frame at `now` unless the viewer is behind. Behind means the queue is full or its oldest frame waited past `max_delay`:
     /// then the queue is emptied and nothing is queued until a keyframe, which goes in after
     /// `headers` (the current sequence headers).
-    pub fn offer(&mut self, now: Instant, frame: &F, headers: [Option<&F>; 2]) -> u64 {
+    pub fn offer(&mut self, now: Instant, frame: &F, headers: [Option<&F>; 2]) -> Offer {
         let mut dropped = 0;
-        let full = self.frames.len() >= self.limits.max_frames + self.allowance;
+        let full = self.frames.len() >= self.config.max_frames + self.allowance;
         let stale = self
             .frames
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.limits.max_delay);
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.config.max_delay);
         if !self.skipping && (full || stale) {
             dropped += self.frames.len() as u64;
             self.frames.clear();
@@ -57,7 +69,10 @@ impl<F: Unit> ViewerQueue<F> {
         }
         if self.skipping {
             if frame.class() != Class::Keyframe {
-                return dropped + 1;
+                return Offer {
+                    dropped: dropped + 1,
+                    wake: false,
+                };
             }
             self.skipping = false;
             for h in headers.into_iter().flatten() {
@@ -65,7 +80,12 @@ impl<F: Unit> ViewerQueue<F> {
             }
         }
         self.frames.push_back((now, frame.clone()));
-        dropped
+        let held =
+            frame.class() == Class::Audio && self.config.audio_rides_video && headers[0].is_some();
+        Offer {
+            dropped,
+            wake: !held,
+        }
     }
 
     /// Moves every queued frame to `out`, oldest first.
@@ -95,9 +115,10 @@ mod tests {
     use super::super::gop::tests::U;
     use super::*;
 
-    const LIMITS: QueueLimits = QueueLimits {
+    const LIMITS: QueueConfig = QueueConfig {
         max_frames: 4,
         max_delay: Duration::from_millis(500),
+        audio_rides_video: true,
     };
 
     fn drained(q: &mut ViewerQueue<U>) -> Vec<U> {
@@ -112,15 +133,15 @@ mod tests {
         let header = U(Class::VideoHeader, 0);
         let headers = [Some(&header), None];
         let mut q = ViewerQueue::new(LIMITS, Vec::new(), now);
-        assert_eq!(q.offer(now, &U(Class::Keyframe, 1), headers), 0);
+        assert_eq!(q.offer(now, &U(Class::Keyframe, 1), headers).dropped, 0);
         for i in 2..5 {
-            assert_eq!(q.offer(now, &U(Class::Frame, i), headers), 0);
+            assert_eq!(q.offer(now, &U(Class::Video, i), headers).dropped, 0);
         }
         // The fifth frame finds the queue full: the four queued and itself are dropped.
-        assert_eq!(q.offer(now, &U(Class::Frame, 5), headers), 5);
+        assert_eq!(q.offer(now, &U(Class::Video, 5), headers).dropped, 5);
         assert!(q.is_skipping() && q.is_empty());
-        assert_eq!(q.offer(now, &U(Class::Frame, 6), headers), 1);
-        assert_eq!(q.offer(now, &U(Class::Keyframe, 7), headers), 0);
+        assert_eq!(q.offer(now, &U(Class::Video, 6), headers).dropped, 1);
+        assert_eq!(q.offer(now, &U(Class::Keyframe, 7), headers).dropped, 0);
         assert_eq!(drained(&mut q), [header.clone(), U(Class::Keyframe, 7)]);
         assert!(!q.is_skipping());
     }
@@ -133,17 +154,19 @@ mod tests {
         assert_eq!(
             q.offer(
                 t0 + Duration::from_millis(500),
-                &U(Class::Frame, 2),
+                &U(Class::Video, 2),
                 [None, None]
-            ),
+            )
+            .dropped,
             0
         );
         assert_eq!(
             q.offer(
                 t0 + Duration::from_millis(501),
-                &U(Class::Frame, 3),
+                &U(Class::Video, 3),
                 [None, None]
-            ),
+            )
+            .dropped,
             3
         );
         // A viewer that keeps draining is never behind.
@@ -151,9 +174,34 @@ mod tests {
         q.offer(t1, &U(Class::Keyframe, 4), [None, None]);
         for i in 0..100u64 {
             let t = t1 + Duration::from_millis(400 * i);
-            assert_eq!(q.offer(t, &U(Class::Frame, 5), [None, None]), 0);
+            assert_eq!(q.offer(t, &U(Class::Video, 5), [None, None]).dropped, 0);
             drained(&mut q);
         }
+    }
+
+    #[test]
+    fn audio_rides_the_next_video_frame_only_when_there_is_video() {
+        let now = Instant::now();
+        let header = U(Class::VideoHeader, 0);
+        let mut q = ViewerQueue::new(LIMITS, Vec::new(), now);
+        let with_video = [Some(&header), None];
+        assert!(q.offer(now, &U(Class::Keyframe, 1), with_video).wake);
+        assert!(!q.offer(now, &U(Class::Audio, 2), with_video).wake);
+        assert!(q.offer(now, &U(Class::Video, 3), with_video).wake);
+        assert_eq!(drained(&mut q).len(), 3);
+        assert!(
+            q.offer(now, &U(Class::Audio, 4), [None, None]).wake,
+            "audio-only stream"
+        );
+        let mut always = ViewerQueue::new(
+            QueueConfig {
+                audio_rides_video: false,
+                ..LIMITS
+            },
+            Vec::new(),
+            now,
+        );
+        assert!(always.offer(now, &U(Class::Audio, 5), with_video).wake);
     }
 
     #[test]
@@ -161,11 +209,11 @@ mod tests {
         let now = Instant::now();
         let startup = vec![U(Class::Keyframe, 1); 10];
         let mut q = ViewerQueue::new(LIMITS, startup, now);
-        assert_eq!(q.offer(now, &U(Class::Frame, 2), [None, None]), 0);
+        assert_eq!(q.offer(now, &U(Class::Video, 2), [None, None]).dropped, 0);
         assert_eq!(drained(&mut q).len(), 11);
         for _ in 0..4 {
-            assert_eq!(q.offer(now, &U(Class::Frame, 2), [None, None]), 0);
+            assert_eq!(q.offer(now, &U(Class::Video, 2), [None, None]).dropped, 0);
         }
-        assert_eq!(q.offer(now, &U(Class::Frame, 2), [None, None]), 5);
+        assert_eq!(q.offer(now, &U(Class::Video, 2), [None, None]).dropped, 5);
     }
 }

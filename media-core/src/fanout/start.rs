@@ -28,7 +28,7 @@ impl<F: Unit> StartCache<F> {
             Class::Script => self.script = Some(unit.clone()),
             Class::VideoHeader => self.video_header = Some(unit.clone()),
             Class::AudioHeader => self.audio_header = Some(unit.clone()),
-            Class::Keyframe | Class::Frame => self.gop.push(unit),
+            Class::Keyframe | Class::Video | Class::Audio => self.gop.push(unit),
         }
     }
 
@@ -76,12 +76,12 @@ mod tests {
     #[test]
     fn startup_is_metadata_headers_then_gop() {
         let mut c = StartCache::new(100, 1 << 20);
-        c.record(&U(Class::Frame, 1));
+        c.record(&U(Class::Video, 1));
         c.record(&U(Class::AudioHeader, 2));
         c.record(&U(Class::Script, 3));
         c.record(&U(Class::VideoHeader, 4));
         c.record(&U(Class::Keyframe, 5));
-        c.record(&U(Class::Frame, 6));
+        c.record(&U(Class::Video, 6));
         let sizes: Vec<usize> = c.startup().iter().map(|u| u.1).collect();
         assert_eq!(sizes, [3, 4, 2, 5, 6]);
         assert_eq!(c.has_headers(), (true, true));

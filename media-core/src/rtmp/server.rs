@@ -99,6 +99,8 @@ pub struct ServerSession {
     streams: u32,
     publishing: Option<u32>,
     last_input: Option<Instant>,
+    /// A request awaits the caller's answer; later messages wait in the decoder.
+    paused: bool,
 }
 
 impl ServerSession {
@@ -113,14 +115,26 @@ impl ServerSession {
             streams: 0,
             publishing: None,
             last_input: None,
+            paused: false,
         }
     }
 
     /// Handles bytes received at `now`. An error means the connection must close.
+    ///
+    /// After a `connect`, `publish` or `play` event the session waits for the caller's answer
+    /// before it reads further messages, so pipelined requests are answered in order.
     pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), RtmpError> {
         self.last_input = Some(now);
         self.link.push(data);
-        while let Some(m) = self.link.next()? {
+        self.process()
+    }
+
+    /// Handles buffered messages until a request needs an answer.
+    fn process(&mut self) -> Result<(), RtmpError> {
+        while !self.paused {
+            let Some(m) = self.link.next()? else {
+                break;
+            };
             let h = m.header;
             match h.type_id {
                 TYPE_AUDIO | TYPE_VIDEO if self.publishing == Some(h.stream_id) => {
@@ -184,10 +198,10 @@ impl ServerSession {
         self.link.encoder.chunk_size()
     }
 
-    /// Accepts the pending `connect`.
-    pub fn accept_connect(&mut self) {
+    /// Accepts the pending `connect`, then goes on with the messages behind it.
+    pub fn accept_connect(&mut self) -> Result<(), RtmpError> {
         let Some(transaction) = self.connect_transaction.take() else {
-            return;
+            return Ok(());
         };
         self.connected = true;
         self.link
@@ -212,9 +226,10 @@ impl ServerSession {
         }
         self.link
             .send_command(0, &Command::new("_result", transaction, props, vec![info]));
+        self.resume()
     }
 
-    /// Refuses the pending `connect`.
+    /// Refuses the pending `connect`; the caller closes the connection after sending.
     pub fn reject_connect(&mut self, description: &str) {
         let Some(transaction) = self.connect_transaction.take() else {
             return;
@@ -227,7 +242,7 @@ impl ServerSession {
     }
 
     /// Accepts a `publish`: media on `stream_id` becomes [`ServerEvent::Media`].
-    pub fn accept_publish(&mut self, stream_id: u32, name: &str) {
+    pub fn accept_publish(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
         self.publishing = Some(stream_id);
         self.link
             .send_control(Control::User(UserControl::StreamBegin(stream_id)));
@@ -237,10 +252,11 @@ impl ServerSession {
             "NetStream.Publish.Start",
             &format!("{name} is now published."),
         );
+        self.resume()
     }
 
     /// Accepts a `play`: the caller then sends media on `stream_id`.
-    pub fn accept_play(&mut self, stream_id: u32, name: &str) {
+    pub fn accept_play(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
         self.link
             .send_control(Control::User(UserControl::StreamBegin(stream_id)));
         self.send_status(
@@ -264,12 +280,25 @@ impl ServerSession {
         super::amf0::encode_all(&access, &mut body);
         self.link
             .send(MediaKind::Data.csid(), TYPE_AMF0_DATA, stream_id, 0, &body);
+        self.resume()
     }
 
     /// Refuses a `publish` or `play` with an error status such as
-    /// `NetStream.Play.StreamNotFound` or `NetStream.Publish.BadName`.
-    pub fn refuse(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// `NetStream.Play.StreamNotFound` or `NetStream.Publish.BadName`, then goes on with the
+    /// messages behind it.
+    pub fn refuse(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), RtmpError> {
         self.send_status(stream_id, "error", code, description);
+        self.resume()
+    }
+
+    fn resume(&mut self) -> Result<(), RtmpError> {
+        self.paused = false;
+        self.process()
     }
 
     /// Sends an `onStatus` on a message stream.
@@ -314,6 +343,7 @@ impl ServerSession {
                 return Err(RtmpError::Unexpected("second connect".into()));
             }
             self.connect_transaction = Some(c.transaction);
+            self.paused = true;
             let text = |k: &str| c.object.get(k).and_then(Amf0::as_str).map(str::to_string);
             self.events.push_back(ServerEvent::Connect {
                 app: text("app").unwrap_or_default(),
@@ -343,6 +373,7 @@ impl ServerSession {
                 );
             }
             "publish" | "play" => {
+                self.paused = true;
                 let name = c.arg_str(0).unwrap_or_default().to_string();
                 self.events.push_back(if c.name == "publish" {
                     ServerEvent::Publish { stream_id, name }

@@ -48,7 +48,7 @@ fn connected(goal: Goal) -> (ClientSession, ServerSession, Instant) {
             tc_url: Some("rtmp://127.0.0.1/live".into())
         }]
     );
-    server.accept_connect();
+    server.accept_connect().expect("answered");
     pump(&mut client, &mut server, now);
     (client, server, now)
 }
@@ -64,7 +64,7 @@ fn publish_then_media_reaches_the_server() {
             name: "cam".into()
         }]
     );
-    server.accept_publish(1, "cam");
+    server.accept_publish(1, "cam").expect("answered");
     pump(&mut client, &mut server, now);
     let ce = client_events(&mut client);
     assert_eq!(ce, [ClientEvent::Connected, ClientEvent::PublishStarted]);
@@ -100,7 +100,7 @@ fn play_accepted_and_refused() {
             name: "cam".into()
         }]
     );
-    server.accept_play(1, "cam");
+    server.accept_play(1, "cam").expect("answered");
     server.send_media(1, MediaKind::Video, 7, b"\x17\x01\0\0\0frame");
     pump(&mut client, &mut server, now);
     let ce = client_events(&mut client);
@@ -110,13 +110,65 @@ fn play_accepted_and_refused() {
         .any(|e| matches!(e, ClientEvent::Media { timestamp: 7, .. })));
 
     let (mut client, mut server, now) = connected(Goal::Play("nope".into()));
-    server.refuse(1, "NetStream.Play.StreamNotFound", "no such stream");
+    server
+        .refuse(1, "NetStream.Play.StreamNotFound", "no such stream")
+        .expect("answered");
     let out = server.take_output().expect("refusal bytes");
     let err = client
         .feed(now, &out)
         .expect_err("refusal ends the session");
     assert!(
         matches!(err, RtmpError::Refused { code, .. } if code == "NetStream.Play.StreamNotFound")
+    );
+}
+
+#[test]
+fn pipelined_requests_wait_for_their_answers() {
+    let now = Instant::now();
+    let mut client = ClientSession::new(
+        ClientConfig::new("live", "rtmp://h/live"),
+        Goal::Play("a".into()),
+    );
+    let mut server = ServerSession::new(ServerConfig::default());
+    // The connect and a createStream sent before any answer, in one segment.
+    let mut wire = client.take_output().expect("connect").to_vec();
+    let create = command::Command::new("createStream", 2.0, Amf0::Null, Vec::new());
+    wire.extend_from_slice(&ChunkEncoder::new(4096).to_bytes(
+        CSID_COMMAND,
+        &MessageHeader {
+            type_id: TYPE_AMF0_COMMAND,
+            stream_id: 0,
+            timestamp: 0,
+        },
+        &create.encode(),
+    ));
+    server.feed(now, &wire).expect("valid");
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::Connect { .. })
+    ));
+    assert!(
+        server.take_output().is_none(),
+        "nothing answered before the decision"
+    );
+    server.accept_connect().expect("answered");
+    let out = server.take_output().expect("answers");
+    let mut dec = ChunkDecoder::new(Limits::default());
+    dec.push(&out);
+    let mut names = Vec::new();
+    while let Some(m) = dec.next_message().expect("valid") {
+        if m.header.type_id == TYPE_SET_CHUNK_SIZE {
+            let size = u32::from_be_bytes([m.payload[0], m.payload[1], m.payload[2], m.payload[3]]);
+            dec.set_chunk_size(size).expect("valid");
+        }
+        if m.header.type_id == TYPE_AMF0_COMMAND {
+            let c = command::Command::decode(TYPE_AMF0_COMMAND, &m.payload, 8).expect("command");
+            names.push((c.name, c.transaction));
+        }
+    }
+    assert_eq!(
+        names,
+        [("_result".to_string(), 1.0), ("_result".to_string(), 2.0)]
     );
 }
 
@@ -143,7 +195,7 @@ fn media_before_connect_is_refused() {
 fn silent_publisher_times_out_by_the_clock_it_is_given() {
     let (mut client, mut server, now) = connected(Goal::Publish("cam".into()));
     events(&mut server);
-    server.accept_publish(1, "cam");
+    server.accept_publish(1, "cam").expect("answered");
     pump(&mut client, &mut server, now);
     let limit = ServerConfig::default().publisher_timeout;
     assert_eq!(server.timeout(), Some(now + limit));
@@ -160,7 +212,7 @@ fn silent_publisher_times_out_by_the_clock_it_is_given() {
 fn acknowledgements_follow_the_window() {
     let (mut client, mut server, now) = connected(Goal::Play("cam".into()));
     events(&mut server);
-    server.accept_play(1, "cam");
+    server.accept_play(1, "cam").expect("answered");
     let frame = vec![0u8; 100_000];
     for i in 0..30 {
         server.send_media(1, MediaKind::Video, i, &frame);

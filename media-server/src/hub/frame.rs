@@ -152,8 +152,9 @@ impl Unit for Frame {
             (FrameKind::Script, _) => Class::Script,
             (FrameKind::Video, true) => Class::VideoHeader,
             (FrameKind::Audio, true) => Class::AudioHeader,
+            (FrameKind::Audio, false) => Class::Audio,
             _ if self.is_sync_point() => Class::Keyframe,
-            _ => Class::Frame,
+            _ => Class::Video,
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media_core::fanout::{QueueLimits, StartCache, ViewerQueue};
+use media_core::fanout::{QueueConfig, StartCache, ViewerQueue};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -174,8 +174,9 @@ impl Hub {
     pub fn subscribe_stream(&self, stream: Arc<Stream>, protocol: Protocol) -> Subscription {
         let id = self.inner.next_viewer.fetch_add(1, Ordering::Relaxed);
         let c = &self.inner.config;
-        let limits = QueueLimits {
+        let limits = QueueConfig {
             max_frames: c.viewer_queue_frames,
+            audio_rides_video: c.audio_rides_video,
             max_delay: match protocol {
                 Protocol::Internal => INTERNAL_MAX_DELAY,
                 Protocol::HttpFlv | Protocol::Rtmp => c.viewer_max_delay(),

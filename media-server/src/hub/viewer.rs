@@ -71,9 +71,11 @@ impl ViewerTx {
         if self.shared.gone.load(Ordering::Relaxed) {
             return None;
         }
-        let dropped = self.shared.queue.lock().offer(now, frame, headers);
-        self.shared.ready.notify_one();
-        Some(dropped)
+        let offer = self.shared.queue.lock().offer(now, frame, headers);
+        if offer.wake {
+            self.shared.ready.notify_one();
+        }
+        Some(offer.dropped)
     }
 }
 

@@ -17,7 +17,10 @@ use super::metadata::stream_metadata;
 use super::{writev, Context, CHUNK_SIZE};
 use crate::hub::{Frame, Protocol, Publisher, Subscription, RTMP_STREAM_ID};
 
+/// Read buffer of a publishing connection.
 const READ_BUF: usize = 64 * 1024;
+/// Read buffer until a connection publishes: players only send small control messages.
+const SMALL_READ_BUF: usize = 4 * 1024;
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -146,8 +149,11 @@ async fn sleep_until(at: Option<std::time::Instant>) {
 
 impl Conn {
     async fn serve(&mut self) -> Result<(), SessionError> {
-        let mut buf = vec![0u8; READ_BUF];
+        let mut buf = vec![0u8; SMALL_READ_BUF];
         loop {
+            if self.publisher.is_some() && buf.len() < READ_BUF {
+                buf.resize(READ_BUF, 0);
+            }
             let timeout = self.session.timeout();
             tokio::select! {
                 read = self.socket.read(&mut buf) => {
@@ -198,10 +204,10 @@ impl Conn {
         match event {
             ServerEvent::Connect { app, .. } => {
                 self.app = app;
-                self.session.accept_connect();
+                self.session.accept_connect()?;
             }
-            ServerEvent::Publish { stream_id, name } => self.publish(stream_id, &name).await,
-            ServerEvent::Play { stream_id, name } => self.play(stream_id, &name),
+            ServerEvent::Publish { stream_id, name } => self.publish(stream_id, &name).await?,
+            ServerEvent::Play { stream_id, name } => self.play(stream_id, &name)?,
             ServerEvent::Media {
                 kind,
                 timestamp,
@@ -242,7 +248,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn publish(&mut self, stream_id: u32, stream_key: &str) {
+    async fn publish(&mut self, stream_id: u32, stream_key: &str) -> Result<(), RtmpError> {
         let (name, query) = stream_key.split_once('?').unwrap_or((stream_key, ""));
         let app = self.app.clone();
         let key = format!("{app}/{name}");
@@ -250,7 +256,7 @@ impl Conn {
         let refuse = |conn: &mut Self, reason: &str| {
             conn.ctx.metrics.publish_refused.inc();
             conn.session
-                .refuse(stream_id, "NetStream.Publish.BadName", reason);
+                .refuse(stream_id, "NetStream.Publish.BadName", reason)
         };
         if name.is_empty() || self.publisher.is_some() || self.play.is_some() {
             return refuse(self, "invalid stream name");
@@ -267,16 +273,16 @@ impl Conn {
                 tracing::info!(peer = %self.peer, stream = key, "publish started");
                 self.ctx.metrics.publish_accepted.inc();
                 self.publisher = Some(p);
-                self.session.accept_publish(stream_id, name);
+                self.session.accept_publish(stream_id, name)
             }
             Err(e) => {
                 tracing::info!(peer = %self.peer, stream = key, "publish refused: {e}");
-                refuse(self, &e.to_string());
+                refuse(self, &e.to_string())
             }
         }
     }
 
-    fn play(&mut self, stream_id: u32, stream_key: &str) {
+    fn play(&mut self, stream_id: u32, stream_key: &str) -> Result<(), RtmpError> {
         let name = stream_key.split_once('?').map_or(stream_key, |(n, _)| n);
         let key = format!("{}/{name}", self.app);
         let sub = match self.ctx.hub.subscribe(&key, Protocol::Rtmp) {
@@ -284,14 +290,16 @@ impl Conn {
             _ => {
                 tracing::info!(peer = %self.peer, stream = key, "play refused: no such stream");
                 self.refused = true;
-                self.session
-                    .refuse(stream_id, "NetStream.Play.StreamNotFound", "no such stream");
-                return;
+                return self.session.refuse(
+                    stream_id,
+                    "NetStream.Play.StreamNotFound",
+                    "no such stream",
+                );
             }
         };
         tracing::info!(peer = %self.peer, stream = key, "rtmp play started");
-        self.session.accept_play(stream_id, name);
         self.play = Some(Play { stream_id, sub });
+        self.session.accept_play(stream_id, name)
     }
 
     /// Queues the batch just received for the playing peer: each frame's shared wire form,

@@ -7,7 +7,9 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Buffers handed to one `writev` (Linux allows 1024).
-const MAX_IOV: usize = 256;
+const MAX_IOV: usize = 1024;
+/// Batches up to this many buffers are described on the stack.
+const SMALL: usize = 8;
 
 /// Writes every queued buffer, in order, and empties the queue. Each call to the socket takes
 /// as many buffers as fit in one vectored write; readiness alone paces the writes.
@@ -16,13 +18,19 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
     while !queue.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let mut count = 0;
-        for (slot, b) in slices.iter_mut().zip(queue.iter()) {
-            *slot = IoSlice::new(b);
-            count += 1;
-        }
-        let mut n = socket.write_vectored(&slices[..count]).await?;
+        // A small batch, the usual case, needs no more than a few slots on the stack.
+        let mut small = [IoSlice::new(&[]); SMALL];
+        let mut large = Vec::new();
+        let slices: &[IoSlice<'_>] = if queue.len() <= SMALL {
+            for (slot, b) in small.iter_mut().zip(queue.iter()) {
+                *slot = IoSlice::new(b);
+            }
+            &small[..queue.len()]
+        } else {
+            large.extend(queue.iter().take(MAX_IOV).map(|b| IoSlice::new(b)));
+            &large
+        };
+        let mut n = socket.write_vectored(slices).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
