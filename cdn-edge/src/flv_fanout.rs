@@ -1,29 +1,38 @@
 //! HTTP-FLV fan-out: one origin connection per stream however many viewers, a GOP cache so
 //! late joiners start at a keyframe, and the upstream closed shortly after the last viewer.
+//! The start cache, viewer queues and skip policy are media-core's fan-out core, the same the
+//! origin's hub uses; each tag's bytes are built once and shared by every viewer.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use media_core::fanout::{Class, Mailbox, QueueConfig, StartCache, Unit, ViewerQueue};
 use media_core::flv::{self, Tag};
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
-/// Tags a viewer may have queued before it skips to the next keyframe.
-const VIEWER_QUEUE: usize = 1024;
+/// When a viewer skips to the next keyframe: more tags queued, or one queued longer.
+const VIEWER_QUEUE: QueueConfig = QueueConfig {
+    max_frames: 1024,
+    max_delay: Duration::from_secs(3),
+    audio_rides_video: true,
+};
 
-/// Longest GOP kept, in tags, so a stream without keyframes cannot grow memory.
+/// Longest GOP kept, in tags and bytes, so a stream without keyframes cannot grow memory.
 const MAX_GOP_TAGS: usize = 4096;
+const MAX_GOP_BYTES: usize = 16 << 20;
 
 /// Offset of the audio/video flags byte in the FLV file header.
 const FLAGS_AT: usize = 4;
@@ -37,22 +46,60 @@ enum Opened {
     Failed(u16),
 }
 
-/// What a new viewer needs before live tags.
-#[derive(Default)]
-struct Start {
+/// One tag as it fans out: what it is, and its whole FLV form built once.
+#[derive(Debug, Clone)]
+struct EdgeTag {
+    class: Class,
+    size: usize,
+    wire: Bytes,
+}
+
+impl EdgeTag {
+    fn new(tag: &Tag) -> Self {
+        let class = match tag.tag_type {
+            flv::TAG_SCRIPT => Class::Script,
+            flv::TAG_AUDIO => match flv::parse_audio(&tag.data) {
+                Ok(a) if a.sequence_header => Class::AudioHeader,
+                _ => Class::Audio,
+            },
+            _ => match flv::parse_video(&tag.data) {
+                Ok(v) if v.packet == flv::VideoPacket::SequenceHeader => Class::VideoHeader,
+                Ok(v) if v.keyframe && v.packet == flv::VideoPacket::Nalu => Class::Keyframe,
+                _ => Class::Video,
+            },
+        };
+        let mut wire = BytesMut::new();
+        flv::write_tag(&mut wire, tag.tag_type, tag.timestamp, &tag.data);
+        Self {
+            class,
+            size: tag.data.len(),
+            wire: wire.freeze(),
+        }
+    }
+}
+
+impl Unit for EdgeTag {
+    fn class(&self) -> Class {
+        self.class
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// What the channel knows: the origin's track flags, the start cache, the viewers.
+struct State {
     /// Audio and video flags of the origin's FLV header.
     has_audio: bool,
     has_video: bool,
-    metadata: Option<Tag>,
-    video_config: Option<Tag>,
-    audio_config: Option<Tag>,
-    gop: Vec<Tag>,
+    start: StartCache<EdgeTag>,
+    viewers: Vec<Arc<Mailbox<EdgeTag>>>,
 }
 
 /// One stream relayed from the origin.
 struct Channel {
-    start: Mutex<Start>,
-    tx: broadcast::Sender<Tag>,
+    state: Mutex<State>,
     opened: watch::Receiver<Option<Opened>>,
     viewers: AtomicUsize,
     stop: CancellationToken,
@@ -106,24 +153,19 @@ impl FlvFanout {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             return (status, "stream not available\n").into_response();
         }
-        let (header, queued, rx) = {
-            let s = channel.start.lock();
+        let (header, mailbox) = {
+            let mut s = channel.state.lock();
             let header = flv::file_header(s.has_audio, s.has_video);
-            let queued: VecDeque<Tag> = [&s.metadata, &s.video_config, &s.audio_config]
-                .into_iter()
-                .flatten()
-                .chain(s.gop.iter())
-                .cloned()
-                .collect();
-            (header, queued, channel.tx.subscribe())
+            let queue = ViewerQueue::new(VIEWER_QUEUE, s.start.startup(), Instant::now());
+            let mailbox = Arc::new(Mailbox::new(queue));
+            s.viewers.push(mailbox.clone());
+            (header, mailbox)
         };
         let out = ViewerOut {
             viewer,
-            rx,
-            queued,
+            mailbox,
             chunks: VecDeque::from([Bytes::copy_from_slice(&header)]),
-            framer: flv::StreamFramer::new(),
-            skip_to_keyframe: false,
+            batch: Vec::new(),
         };
         let metrics = self.metrics.clone();
         let stream = futures::stream::unfold(out, move |mut out| {
@@ -161,8 +203,12 @@ impl FlvFanout {
         }
         let (opened_tx, opened) = watch::channel(None);
         let channel = Arc::new(Channel {
-            start: Mutex::new(Start::default()),
-            tx: broadcast::channel(VIEWER_QUEUE).0,
+            state: Mutex::new(State {
+                has_audio: false,
+                has_video: false,
+                start: StartCache::new(MAX_GOP_TAGS, MAX_GOP_BYTES),
+                viewers: Vec::new(),
+            }),
             opened,
             viewers: AtomicUsize::new(1),
             stop: CancellationToken::new(),
@@ -174,6 +220,7 @@ impl FlvFanout {
         tokio::spawn(async move {
             fanout.relay(&path, &relay, opened_tx).await;
             relay.stop.cancel();
+            relay.end_viewers();
             let mut channels = fanout.channels.lock();
             if channels.get(&path).is_some_and(|c| Arc::ptr_eq(c, &relay)) {
                 channels.remove(&path);
@@ -218,7 +265,7 @@ impl FlvFanout {
                 head.len() > FLAGS_AT
             }) {
                 let flags = head[FLAGS_AT];
-                let mut s = channel.start.lock();
+                let mut s = channel.state.lock();
                 s.has_audio = flags & 0x04 != 0;
                 s.has_video = flags & 0x01 != 0;
                 drop(s);
@@ -262,36 +309,23 @@ impl FlvFanout {
     }
 }
 
-/// True for a video tag holding a keyframe picture (not a sequence header).
-fn is_keyframe(tag: &Tag) -> bool {
-    tag.tag_type == flv::TAG_VIDEO
-        && flv::parse_video(&tag.data)
-            .is_ok_and(|v| v.keyframe && v.packet == flv::VideoPacket::Nalu)
-}
-
 impl Channel {
-    /// Records a tag for late joiners and sends it to current viewers.
+    /// Records a tag for late joiners and offers it to current viewers.
     fn publish(&self, tag: Tag) {
-        let mut s = self.start.lock();
-        match tag.tag_type {
-            flv::TAG_SCRIPT => s.metadata = Some(tag.clone()),
-            flv::TAG_VIDEO
-                if flv::parse_video(&tag.data)
-                    .is_ok_and(|v| v.packet == flv::VideoPacket::SequenceHeader) =>
-            {
-                s.video_config = Some(tag.clone());
-            }
-            flv::TAG_AUDIO if flv::parse_audio(&tag.data).is_ok_and(|a| a.sequence_header) => {
-                s.audio_config = Some(tag.clone());
-            }
-            _ if is_keyframe(&tag) => {
-                s.gop.clear();
-                s.gop.push(tag.clone());
-            }
-            _ if !s.gop.is_empty() && s.gop.len() < MAX_GOP_TAGS => s.gop.push(tag.clone()),
-            _ => {}
+        let tag = EdgeTag::new(&tag);
+        let now = Instant::now();
+        let mut s = self.state.lock();
+        s.start.record(&tag);
+        let State { start, viewers, .. } = &mut *s;
+        let headers = start.headers();
+        viewers.retain(|v| v.offer(now, &tag, headers).is_some());
+    }
+
+    /// The stream ended: every viewer gets what is queued, then the end of its response.
+    fn end_viewers(&self) {
+        for v in self.state.lock().viewers.drain(..) {
+            v.close();
         }
-        let _ = self.tx.send(tag);
     }
 }
 
@@ -308,53 +342,35 @@ impl Drop for Viewer {
     }
 }
 
-/// The byte stream of one viewer: FLV header, start tags, then live tags. Tag bodies are
-/// shared with every other viewer, never copied.
+/// The byte stream of one viewer: FLV header, start tags, then live tags, each tag's bytes
+/// shared with every other viewer.
 struct ViewerOut {
     viewer: Viewer,
-    rx: broadcast::Receiver<Tag>,
-    queued: VecDeque<Tag>,
+    mailbox: Arc<Mailbox<EdgeTag>>,
     chunks: VecDeque<Bytes>,
-    framer: flv::StreamFramer,
-    skip_to_keyframe: bool,
+    batch: Vec<EdgeTag>,
 }
 
 impl ViewerOut {
     async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(c) = self.chunks.pop_front() {
-                return Some(c);
-            }
-            let tag = match self.queued.pop_front() {
-                Some(t) => t,
-                None => self.live_tag().await?,
-            };
-            let prefix = self
-                .framer
-                .prefix(tag.tag_type, tag.timestamp, tag.data.len());
-            self.chunks.push_back(prefix);
-            self.chunks.push_back(tag.data);
+        if let Some(c) = self.chunks.pop_front() {
+            return Some(c);
         }
+        let (mailbox, batch) = (&self.mailbox, &mut self.batch);
+        let open = tokio::select! {
+            _ = self.viewer.channel.stop.cancelled() => false,
+            open = poll_fn(|cx| mailbox.poll_drain(cx, batch)) => open,
+        };
+        if !open {
+            return None;
+        }
+        self.chunks.extend(self.batch.drain(..).map(|t| t.wire));
+        self.chunks.pop_front()
     }
+}
 
-    /// The next live tag; a viewer that fell behind resumes at the next keyframe.
-    async fn live_tag(&mut self) -> Option<Tag> {
-        loop {
-            let tag = tokio::select! {
-                _ = self.viewer.channel.stop.cancelled() => return None,
-                t = self.rx.recv() => t,
-            };
-            match tag {
-                Ok(t) if self.skip_to_keyframe && t.tag_type != flv::TAG_SCRIPT => {
-                    if is_keyframe(&t) {
-                        self.skip_to_keyframe = false;
-                        return Some(t);
-                    }
-                }
-                Ok(t) => return Some(t),
-                Err(broadcast::error::RecvError::Lagged(_)) => self.skip_to_keyframe = true,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+impl Drop for ViewerOut {
+    fn drop(&mut self) {
+        self.mailbox.leave();
     }
 }

@@ -6,10 +6,12 @@
 //! on either. Time is an input (`now`), never read here.
 
 mod gop;
+mod mailbox;
 mod queue;
 mod start;
 
 pub use gop::GopCache;
+pub use mailbox::Mailbox;
 pub use queue::{Offer, QueueConfig, ViewerQueue};
 pub use start::StartCache;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media_core::fanout::{QueueConfig, StartCache, ViewerQueue};
+use media_core::fanout::{Mailbox, QueueConfig, StartCache, ViewerQueue};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -182,16 +182,16 @@ impl Hub {
                 Protocol::HttpFlv | Protocol::Rtmp => c.viewer_max_delay(),
             },
         };
-        let shared = {
+        let mailbox = {
             let mut state = stream.state.lock();
             let queue = ViewerQueue::new(limits, state.start.startup(), Instant::now());
-            let shared = viewer::Shared::new(queue);
+            let mailbox = Arc::new(Mailbox::new(queue));
             state
                 .viewers
-                .push(ViewerTx::new(id, protocol, shared.clone()));
-            shared
+                .push(ViewerTx::new(id, protocol, mailbox.clone()));
+            mailbox
         };
-        Subscription::new(shared, stream, id)
+        Subscription::new(mailbox, stream, id)
     }
 
     /// Looks up a stream by key.

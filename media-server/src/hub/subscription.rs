@@ -1,65 +1,51 @@
 //! A viewer's receiving end: startup frames first, then live ones, taken in batches.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::future::poll_fn;
 use std::sync::Arc;
 
+use media_core::fanout::Mailbox;
 use rml_rtmp::sessions::StreamMetadata;
 
 use super::frame::Frame;
 use super::stream::Stream;
-use super::viewer::Shared;
 
 /// Frames for one viewer; dropping it leaves the stream.
 #[derive(Debug)]
 pub struct Subscription {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) mailbox: Arc<Mailbox<Frame>>,
     pub(crate) stream: Arc<Stream>,
     pub(crate) id: u64,
     pending: VecDeque<Frame>,
 }
 
 impl Subscription {
-    pub(crate) fn new(shared: Arc<Shared>, stream: Arc<Stream>, id: u64) -> Self {
+    pub(crate) fn new(mailbox: Arc<Mailbox<Frame>>, stream: Arc<Stream>, id: u64) -> Self {
         Self {
-            shared,
+            mailbox,
             stream,
             id,
             pending: VecDeque::new(),
         }
     }
 
-    /// Waits until frames are queued; false once the stream is gone with nothing queued.
-    async fn ready(&self) -> bool {
-        loop {
-            if !self.shared.queue.lock().is_empty() {
-                return true;
-            }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return !self.shared.queue.lock().is_empty();
-            }
-            self.shared.ready.notified().await;
-        }
-    }
-
     /// Waits until frames are queued and moves all of them to `out`, oldest first. Returns
     /// false once the stream is gone and nothing is left.
     pub async fn recv_batch(&mut self, out: &mut Vec<Frame>) -> bool {
-        if self.pending.is_empty() && !self.ready().await {
-            return false;
+        if !self.pending.is_empty() {
+            out.extend(self.pending.drain(..));
+            return true;
         }
-        out.extend(self.pending.drain(..));
-        self.shared.queue.lock().drain_into(out);
-        true
+        poll_fn(|cx| self.mailbox.poll_drain(cx, out)).await
     }
 
     /// The next frame; `None` once the stream is gone.
     pub async fn recv(&mut self) -> Option<Frame> {
         if self.pending.is_empty() {
-            if !self.ready().await {
+            let (mailbox, pending) = (&self.mailbox, &mut self.pending);
+            if !poll_fn(|cx| mailbox.poll_drain(cx, pending)).await {
                 return None;
             }
-            self.shared.queue.lock().drain_into(&mut self.pending);
         }
         self.pending.pop_front()
     }
@@ -86,7 +72,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.shared.gone.store(true, Ordering::Relaxed);
+        self.mailbox.leave();
         self.stream.remove_viewer(self.id);
     }
 }

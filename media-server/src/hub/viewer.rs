@@ -1,14 +1,10 @@
-//! A viewer's bounded queue, shared between the hub (which offers frames and never waits) and
-//! the viewer's task (which takes everything queued at once when it can write).
+//! The hub's side of a viewer: its protocol and its mailbox (media-core's fan-out queue).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use media_core::fanout::ViewerQueue;
-use parking_lot::Mutex;
+use media_core::fanout::Mailbox;
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::frame::Frame;
 
@@ -24,40 +20,20 @@ pub enum Protocol {
     Internal,
 }
 
-/// The queue and its wake-up, shared by both sides.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub queue: Mutex<ViewerQueue<Frame>>,
-    pub ready: Notify,
-    pub closed: AtomicBool,
-    pub gone: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(queue: ViewerQueue<Frame>) -> Arc<Self> {
-        Arc::new(Self {
-            queue: Mutex::new(queue),
-            ready: Notify::new(),
-            closed: AtomicBool::new(false),
-            gone: AtomicBool::new(false),
-        })
-    }
-}
-
 /// The hub's handle on one viewer; dropping it ends the viewer's stream.
 #[derive(Debug)]
 pub struct ViewerTx {
     pub(crate) id: u64,
     pub(crate) protocol: Protocol,
-    shared: Arc<Shared>,
+    mailbox: Arc<Mailbox<Frame>>,
 }
 
 impl ViewerTx {
-    pub(crate) fn new(id: u64, protocol: Protocol, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(id: u64, protocol: Protocol, mailbox: Arc<Mailbox<Frame>>) -> Self {
         Self {
             id,
             protocol,
-            shared,
+            mailbox,
         }
     }
 
@@ -68,20 +44,12 @@ impl ViewerTx {
         frame: &Frame,
         headers: [Option<&Frame>; 2],
     ) -> Option<u64> {
-        if self.shared.gone.load(Ordering::Relaxed) {
-            return None;
-        }
-        let offer = self.shared.queue.lock().offer(now, frame, headers);
-        if offer.wake {
-            self.shared.ready.notify_one();
-        }
-        Some(offer.dropped)
+        self.mailbox.offer(now, frame, headers)
     }
 }
 
 impl Drop for ViewerTx {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.ready.notify_one();
+        self.mailbox.close();
     }
 }
