@@ -17,6 +17,7 @@ pub mod command;
 pub mod control;
 mod limits;
 mod link;
+pub mod metadata;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ mod tests;
 pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkError, Message, MessageHeader};
 pub use client::{ClientConfig, ClientEvent, ClientSession, Goal};
 pub use limits::Limits;
+pub use metadata::StreamMetadata;
 pub use server::{ServerConfig, ServerEvent, ServerSession};
 
 /// Message type: set chunk size.

@@ -2,7 +2,6 @@
 //! stamps wall-clock time into the video and reconnects by itself.
 
 pub mod cli;
-pub mod metadata;
 pub mod pace;
 #[cfg(feature = "transcode")]
 pub mod pattern;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 use media_core::avc::{self, AvcConfig};
 use media_core::flv::{self, VideoPacket};
-use rml_rtmp::sessions::StreamMetadata;
+use media_core::rtmp::StreamMetadata;
 
 use crate::source::{MediaSource, MediaTag, TagKind};
 

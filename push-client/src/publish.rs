@@ -9,7 +9,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::metadata;
 use crate::pace::Pacer;
 use crate::source::{MediaSource, MediaTag, TagKind};
 use crate::stamp::{unix_micros, Stamper};
@@ -160,7 +159,7 @@ pub async fn publish(
             .await?;
     }
     if let Some(meta) = source.metadata().as_ref() {
-        conn.session.send_metadata(&metadata::to_amf(meta));
+        conn.session.send_metadata(&[meta.to_value()]);
         conn.flush().await?;
     }
     stats.set_state(PublishState::Publishing);

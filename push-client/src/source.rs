@@ -3,9 +3,7 @@
 use bytes::Bytes;
 use media_core::aac::AudioSpecificConfig;
 use media_core::flv::{self, Tag, VideoPacket};
-use rml_rtmp::sessions::StreamMetadata;
-
-use crate::metadata;
+use media_core::rtmp::StreamMetadata;
 
 /// The built-in sample: 10 s of 640x360@30 H.264 High + AAC stereo (see `assets/make-sample.sh`).
 pub static SAMPLE_FLV: &[u8] = include_bytes!("../../assets/sample.flv");
@@ -145,7 +143,7 @@ impl FlvLoop {
                     (TagKind::Audio, info.sequence_header, false)
                 }
                 flv::TAG_SCRIPT => {
-                    meta = meta.or_else(|| metadata::from_script(&data));
+                    meta = meta.or_else(|| StreamMetadata::from_script(&data, 8));
                     continue;
                 }
                 _ => continue,

@@ -1,7 +1,6 @@
 //! Stream registry, GOP cache and fan-out from one publisher to many viewers.
 
 mod frame;
-mod metadata;
 mod publisher;
 mod stream;
 mod subscription;

@@ -7,12 +7,11 @@ use bytes::Bytes;
 use media_core::aac::AudioSpecificConfig;
 use media_core::avc::AvcConfig;
 use media_core::flv::{self, VideoPacket};
+use media_core::rtmp::StreamMetadata;
 use media_core::timestamp::Unwrapper;
-use rml_rtmp::sessions::StreamMetadata;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::frame::{Frame, FrameKind};
-use super::metadata::on_metadata_body;
 use super::stream::Stream;
 
 /// Gap put between the last frame of a previous publisher and the first of the next.
@@ -66,7 +65,7 @@ impl Publisher {
 
     /// Records new metadata and forwards it to viewers as a script frame.
     pub fn set_metadata(&mut self, meta: StreamMetadata) {
-        let payload = on_metadata_body(&meta);
+        let payload = Bytes::from(meta.script_body());
         let mut state = self.stream.state.lock();
         if state.epoch != self.epoch {
             return;

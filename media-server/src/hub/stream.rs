@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use media_core::rtmp::StreamMetadata;
 use parking_lot::Mutex;
-use rml_rtmp::sessions::StreamMetadata;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 

@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 
 use media_core::fanout::Mailbox;
-use rml_rtmp::sessions::StreamMetadata;
+use media_core::rtmp::StreamMetadata;
 
 use super::frame::Frame;
 use super::stream::Stream;

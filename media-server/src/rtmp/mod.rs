@@ -1,6 +1,5 @@
 //! RTMP listener: one task per connection, ingest and play.
 
-mod metadata;
 mod session;
 mod writev;
 

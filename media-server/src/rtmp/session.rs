@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use media_core::rtmp::{MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession};
+use media_core::rtmp::{
+    MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession, StreamMetadata,
+};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::metadata::stream_metadata;
 use super::{writev, Context, CHUNK_SIZE};
 use crate::hub::{Frame, Protocol, Publisher, Subscription, RTMP_STREAM_ID};
 
@@ -215,7 +216,7 @@ impl Conn {
             } => self.media(kind, timestamp, payload)?,
             ServerEvent::Metadata(values) => {
                 if let Some(p) = self.publisher.as_mut() {
-                    p.set_metadata(stream_metadata(&values));
+                    p.set_metadata(StreamMetadata::from_values(&values));
                 }
             }
             ServerEvent::Closed { stream_id } => {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ffmpeg_next as ffmpeg;
 use media_core::avc::{self, AvcConfig};
 use media_core::flv::{self, VideoPacket};
-use rml_rtmp::sessions::StreamMetadata;
+use media_core::rtmp::StreamMetadata;
 
 use super::ladder;
 use super::lag::LagMonitor;

@@ -10,7 +10,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 use media_core::avc::AvcConfig;
-use rml_rtmp::sessions::StreamMetadata;
+use media_core::rtmp::StreamMetadata;
 
 use super::bitstream::{self, split_annexb};
 use super::ladder::Planned;
