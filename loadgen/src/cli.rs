@@ -82,8 +82,26 @@ struct PlayCmd {
     /// Viewers join evenly over this time.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     ramp: Duration,
+    /// Share of viewers that measure latency from SEI stamps, e.g. `5%` or `0.05`; the rest
+    /// only count bytes, frames and stalls.
+    #[arg(long, default_value = "100%", value_parser = parse_share)]
+    qoe_sample: f64,
     #[command(flatten)]
     flags: RunFlags,
+}
+
+/// `5%` or `0.05`.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|e| format!("{s:?}: {e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not between 0% and 100%"))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +269,7 @@ fn play(kind: fn(PlaySpec) -> DriverSpec, name: &str, c: &PlayCmd) -> Scenario {
         url: c.url.clone(),
         startup_buffer_ms: 500,
         rebuffer_ms: 500,
+        qoe_sample: c.qoe_sample,
     };
     one(name, kind(spec), closed(c.viewers, c.ramp), &c.flags)
 }

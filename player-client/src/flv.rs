@@ -1,8 +1,9 @@
 //! HTTP-FLV playback: one streaming GET, read chunk by chunk into the FLV tag reader.
 
 use media_core::flv::{self, FlvError, TAG_AUDIO, TAG_VIDEO};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{timeout, Instant};
 
+use crate::deadline::Deadline;
 use crate::error::{Failure, PlayErrorKind};
 use crate::http::{request_failure, status_failure};
 use crate::session::Session;
@@ -54,11 +55,13 @@ async fn connection(
     let mut flowing = false;
     let idle = session.options.idle_timeout;
     let mut last_data = Instant::now();
+    let mut tick = Deadline::new(session.next_tick());
+    let mut quiet = Deadline::new(last_data + idle);
     loop {
         tokio::select! {
             _ = &mut ended => return Ok(()),
-            _ = sleep_until(session.next_tick()) => session.tick(),
-            _ = sleep_until(last_data + idle) => {
+            _ = tick.until(session.next_tick()) => session.tick(),
+            _ = quiet.until(last_data + idle) => {
                 return Err(Failure::retry("idle", format!("{url}: no data for {idle:?}")));
             }
             chunk = response.chunk() => {

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod deadline;
 mod error;
 mod flv;
 mod hls;

@@ -25,6 +25,10 @@ pub struct PlayOptions {
     pub live_edge_segments: usize,
     /// HTTP client to share between players; `None` builds one per session.
     pub http_client: Option<reqwest::Client>,
+    /// Read the publisher's SEI wall-clock stamps for end-to-end latency. Off, a player still
+    /// counts bytes, frames, startup and stalls, at a fraction of the cost (load runs sample
+    /// latency on some viewers only).
+    pub latency: bool,
 }
 
 impl Default for PlayOptions {
@@ -38,6 +42,7 @@ impl Default for PlayOptions {
             idle_timeout: Duration::from_secs(5),
             live_edge_segments: 3,
             http_client: None,
+            latency: true,
         }
     }
 }

@@ -5,8 +5,9 @@ use media_core::rtmp::{ClientConfig, ClientEvent, ClientSession, MediaKind, Rtmp
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{timeout, Instant};
 
+use crate::deadline::Deadline;
 use crate::error::{Failure, PlayErrorKind};
 use crate::session::Session;
 use crate::tags::TagHandler;
@@ -158,6 +159,8 @@ async fn connection(
     let started = Instant::now();
     let mut last_data = started;
     let mut flowing = false;
+    let mut tick = Deadline::new(session.next_tick());
+    let mut quiet = Deadline::new(started + setup);
     loop {
         let quiet_until = if conn.playing {
             last_data + session.options.idle_timeout
@@ -166,8 +169,8 @@ async fn connection(
         };
         tokio::select! {
             _ = &mut ended => return Ok(()),
-            _ = sleep_until(session.next_tick()) => session.tick(),
-            _ = sleep_until(quiet_until) => {
+            _ = tick.until(session.next_tick()) => session.tick(),
+            _ = quiet.until(quiet_until) => {
                 let what = if conn.playing { "no data" } else { "play not accepted" };
                 return Err(Failure::retry("idle", format!("{url}: {what} in time")));
             }

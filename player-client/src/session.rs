@@ -36,8 +36,10 @@ impl<'a> Session<'a> {
         progress: &'a mut (dyn FnMut(&Progress) + Send),
     ) -> Self {
         let now = Instant::now();
+        let mut stats = Stats::new(url, protocol, options.qoe());
+        stats.set_stamps(options.latency);
         Self {
-            stats: Stats::new(url, protocol, options.qoe()),
+            stats,
             options,
             backoff: Backoff::new(options.give_up_after),
             stop: stop.clone(),

@@ -18,6 +18,8 @@ pub(crate) enum Track {
 
 /// Counters, the buffer model and the latency histogram of one session.
 pub(crate) struct Stats {
+    /// Stamps are read for latency; off, frames are only counted.
+    stamps: bool,
     url: String,
     protocol: Option<Protocol>,
     started: Instant,
@@ -40,6 +42,7 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new(url: &str, protocol: Option<Protocol>, qoe: QoeConfig) -> Self {
         Self {
+            stamps: true,
             url: url.to_string(),
             protocol,
             started: Instant::now(),
@@ -75,7 +78,18 @@ impl Stats {
 
     /// One received frame with its DTS in milliseconds; for video, whether it is a keyframe
     /// and its SEI stamp, taken as available to the player now.
+    /// Turns latency measurement on or off.
+    pub(crate) fn set_stamps(&mut self, on: bool) {
+        self.stamps = on;
+    }
+
+    /// True when latency stamps are read.
+    pub(crate) fn stamps(&self) -> bool {
+        self.stamps
+    }
+
     pub(crate) fn frame(&mut self, track: Track, dts_ms: i64, keyframe: bool, stamp: Option<u64>) {
+        let stamp = stamp.filter(|_| self.stamps);
         let slot = match track {
             Track::Video => {
                 self.video_frames += 1;

@@ -103,7 +103,9 @@ impl TagHandler {
             },
             VideoPacket::EndOfSequence => {}
             VideoPacket::Nalu => {
-                let stamp = (info.codec_id == flv::CODEC_AVC && self.nalu_length_size > 0)
+                let stamp = (stats.stamps()
+                    && info.codec_id == flv::CODEC_AVC
+                    && self.nalu_length_size > 0)
                     .then(|| stamp_in_avcc(payload, self.nalu_length_size))
                     .flatten();
                 if !self.saw_keyframe && !info.keyframe {

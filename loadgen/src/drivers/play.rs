@@ -23,15 +23,35 @@ pub struct PlaySpec {
     /// Media buffered before playback resumes after a stall, ms.
     #[serde(default = "half_second")]
     pub rebuffer_ms: u64,
+    /// Share of viewers (0 to 1, spread evenly over viewer indexes) that read the SEI stamps
+    /// for latency; the others count bytes, frames, startup and stalls only, which is cheaper.
+    #[serde(default = "all")]
+    pub qoe_sample: f64,
 }
 
 fn half_second() -> u64 {
     500
 }
 
+fn all() -> f64 {
+    1.0
+}
+
+/// True when viewer `index` is in a sample of `share` of all viewers, spread evenly: the
+/// viewers where the running count `index * share` passes a whole number.
+fn sampled(index: u64, share: f64) -> bool {
+    let share = share.clamp(0.0, 1.0);
+    (index as f64 * share).floor() != ((index + 1) as f64 * share).floor() || share >= 1.0
+}
+
 impl PlaySpec {
-    /// Checks that the URL matches the driver's protocol.
+    /// Checks that the URL matches the driver's protocol and the sample is a share.
     pub fn check(&self, want: Protocol) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.qoe_sample),
+            "qoe_sample must be between 0 and 1, got {}",
+            self.qoe_sample
+        );
         let url = expand(&self.url, 0);
         let got = player_client::protocol_of(&url);
         anyhow::ensure!(
@@ -77,6 +97,7 @@ impl Player {
             startup_buffer: Duration::from_millis(self.spec.startup_buffer_ms),
             rebuffer: Duration::from_millis(self.spec.rebuffer_ms),
             http_client: Some(self.http.clone()),
+            latency: sampled(ctx.index, self.spec.qoe_sample),
             ..PlayOptions::default()
         };
         let url = expand(&self.spec.url, ctx.index);
@@ -147,4 +168,18 @@ impl Player {
 /// A non-negative duration from milliseconds.
 fn millis(ms: f64) -> Duration {
     Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sampled;
+
+    #[test]
+    fn samples_are_spread_evenly() {
+        let picked: Vec<u64> = (0..100).filter(|&i| sampled(i, 0.05)).collect();
+        assert_eq!(picked, [19, 39, 59, 79, 99]);
+        assert!((0..10).all(|i| sampled(i, 1.0)));
+        assert!((0..10).all(|i| !sampled(i, 0.0)));
+        assert_eq!((0..1000).filter(|&i| sampled(i, 0.25)).count(), 250);
+    }
 }
