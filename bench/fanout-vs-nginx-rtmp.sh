@@ -4,12 +4,16 @@
 # The server runs pinned to core 0; the publisher and `livepulse load` run pinned to core 1.
 #
 # usage: bench/fanout-vs-nginx-rtmp.sh [VIEWERS="1000 2000"] [SECONDS=30]
+#   QOE=5%            share of viewers that measure latency (the rest count bytes, frames, stalls)
+#   RUNS="rtmp flv nginx"  which servers to measure
 # needs: nginx, libnginx-mod-rtmp (Debian), python3, a release build (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 VIEWERS=${1:-"1000 2000"}
 DUR=${2:-30}
+QOE=${QOE:-100%}
+RUNS=${RUNS:-"rtmp flv nginx"}
 RAMP=10
 SETTLE=5
 HZ=$(getconf CLK_TCK)
@@ -32,7 +36,7 @@ measure() {
   local label=$1 spids=$2 url=$3 driver=$4 n=$5
   local json="$work/$label-$n.json"
   TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" load "$driver" "$url" --viewers "$n" \
-    --ramp "${RAMP}s" --duration "$((RAMP + SETTLE + DUR + 2))s" --json "$json" --quiet \
+    --qoe-sample "$QOE" --ramp "${RAMP}s" --duration "$((RAMP + SETTLE + DUR + 2))s" --json "$json" --quiet \
     >"$work/$label-$n.log" 2>&1 &
   local gen=$!
   pids+=($gen)
@@ -68,13 +72,14 @@ print(f"| {label} | {n} | {cores:.3f} | {cores * 1000 / n:.3f} | {rss_per / 1024
 PY
 }
 
-echo "viewers: $VIEWERS, measured ${DUR}s after a ${RAMP}s ramp and ${SETTLE}s settle; sample: assets/sample.flv (~836 kbit/s)"
+echo "viewers: $VIEWERS, measured ${DUR}s after a ${RAMP}s ramp and ${SETTLE}s settle; sample: assets/sample.flv (~836 kbit/s); latency measured by $QOE of viewers"
 echo
 echo "| server | viewers | server cores | cores per 1,000 viewers | RSS per viewer | viewer latency p50 / p99 | stalls | sessions | generator cores |"
 echo "|---|---|---|---|---|---|---|---|---|"
 
 # Our origin, one run per protocol and viewer count.
 for driver in rtmp-play flv-play; do
+  case " $RUNS " in *" ${driver%-play} "*) ;; *) continue ;; esac
   for n in $VIEWERS; do
     rtmp_port=$(free_port); http_port=$(free_port)
     RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$BIN" origin --rtmp "127.0.0.1:$rtmp_port" \
@@ -99,7 +104,8 @@ for driver in rtmp-play flv-play; do
 done
 
 # nginx-rtmp, one worker.
-for n in $VIEWERS; do
+case " $RUNS " in *" nginx "*) nginx_views=$VIEWERS ;; *) nginx_views="" ;; esac
+for n in $nginx_views; do
   port=$(free_port)
   mkdir -p "$work/nginx"
   cat >"$work/nginx.conf" <<CONF

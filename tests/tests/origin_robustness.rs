@@ -314,3 +314,84 @@ async fn takeover_policy_replaces_the_live_publisher() {
     stop2.cancel();
     origin.shutdown().await;
 }
+
+/// Sends one AMF0 command on message stream `stream_id`.
+async fn send_command(s: &mut TcpStream, stream_id: u32, c: &media_core::rtmp::command::Command) {
+    let header = media_core::rtmp::MessageHeader {
+        type_id: media_core::rtmp::TYPE_AMF0_COMMAND,
+        stream_id,
+        timestamp: 0,
+    };
+    let bytes = media_core::rtmp::ChunkEncoder::default().to_bytes(3, &header, &c.encode());
+    s.write_all(&bytes).await.expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_on_another_message_stream_gets_its_own_encoding() {
+    use media_core::rtmp::amf0::Amf0;
+    use media_core::rtmp::command::Command;
+    use media_core::rtmp::{ChunkDecoder, Limits, TYPE_SET_CHUNK_SIZE, TYPE_VIDEO};
+
+    let origin = start_origin(|_| {}).await;
+    let rtmp = origin.rtmp_addr();
+    let (stop, _publisher) = push_sample(&format!("rtmp://{rtmp}/live/a"));
+    wait_live(&origin, "live/a").await;
+
+    let mut s = TcpStream::connect(rtmp).await.expect("connect");
+    rtmp_handshake(&mut s).await;
+    let app = Amf0::object([("app", Amf0::str("live"))]);
+    send_command(&mut s, 0, &Command::new("connect", 1.0, app, Vec::new())).await;
+    // Two streams; play on the second, which the shared wire form does not use.
+    for t in [2.0, 3.0] {
+        send_command(
+            &mut s,
+            0,
+            &Command::new("createStream", t, Amf0::Null, Vec::new()),
+        )
+        .await;
+    }
+    let play = Command::new("play", 4.0, Amf0::Null, vec![Amf0::str("a")]);
+    send_command(&mut s, 2, &play).await;
+
+    let mut dec = ChunkDecoder::new(Limits::default());
+    let mut buf = vec![0u8; 65536];
+    let mut video_on_2 = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while video_on_2 < 30 && Instant::now() < deadline {
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("data in time")
+            .expect("read");
+        assert!(n > 0, "server closed");
+        dec.push(&buf[..n]);
+        while let Some(m) = dec.next_message().expect("valid chunks") {
+            match m.header.type_id {
+                TYPE_SET_CHUNK_SIZE => {
+                    let size = u32::from_be_bytes([
+                        m.payload[0],
+                        m.payload[1],
+                        m.payload[2],
+                        m.payload[3],
+                    ]);
+                    dec.set_chunk_size(size).expect("valid size");
+                }
+                TYPE_VIDEO => {
+                    assert_eq!(m.header.stream_id, 2, "video on the stream that played");
+                    video_on_2 += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(video_on_2 >= 30, "only {video_on_2} video messages");
+    let (_, metrics) = get(&format!("http://{}/metrics", origin.http_addr())).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let fallbacks = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("livepulse_origin_rtmp_wire_fallbacks_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("fallback counter");
+    assert!(fallbacks >= 30, "{fallbacks} fallbacks counted");
+    stop.cancel();
+    origin.shutdown().await;
+}
