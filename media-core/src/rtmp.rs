@@ -7,7 +7,7 @@
 //! session that received it. The handshake is not part of this module.
 //!
 //! Written here rather than taken from a crate because this is the hot media path: every
-//! media byte is parsed exactly once, single-chunk messages reach the caller without a copy,
+//! media byte is parsed exactly once and copied once (into a buffer of the message's size),
 //! and outbound messages are chunked into shareable buffers built once for every viewer.
 
 pub mod amf0;
@@ -76,6 +76,15 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// The kind of an audio or video message type.
+    pub fn of_media(type_id: u8) -> Option<Self> {
+        match type_id {
+            TYPE_AUDIO => Some(Self::Audio),
+            TYPE_VIDEO => Some(Self::Video),
+            _ => None,
+        }
+    }
+
     /// The message type id.
     pub fn type_id(self) -> u8 {
         match self {

@@ -177,6 +177,18 @@ pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> medi
         .expect("origin starts")
 }
 
+/// Waits up to 15 s until `key` has a live publisher whose video codec is known.
+pub async fn wait_publishing(origin: &media_server::Running, key: &str) -> bool {
+    wait_for(Duration::from_secs(15), || async {
+        origin
+            .hub()
+            .get(key)
+            .filter(|s| s.is_live() && s.info().video_codec.is_some())
+    })
+    .await
+    .is_some()
+}
+
 /// Publishes the built-in sample to `url` until the returned token is cancelled.
 pub fn push_sample(
     url: &str,

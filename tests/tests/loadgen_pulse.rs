@@ -27,7 +27,10 @@ model = {{ kind = "pulse", count = 10000, window = "1s", at = "2s" }}
     assert_eq!(w.arrivals.started, 10_000, "{text}");
     assert_eq!(w.outcomes.get("success"), Some(&1000), "{text}");
     assert_eq!(w.outcomes.get("sold_out"), Some(&9000), "{text}");
-    // The pulse occupies the ten 100 ms buckets from 2.0 s to 3.0 s, 1,000 starts each.
+    // The pulse occupies the ten 100 ms buckets from 2.0 s to 3.0 s, 1,000 starts each. A
+    // busy machine may start some arrivals a few tens of ms late (the generator reports that
+    // lag), which moves starts into the next bucket but never changes the running total by
+    // more than that lag's worth: at most 40 ms (400 starts) behind, never ahead.
     let buckets = &w.arrivals_100ms;
     println!("arrivals per 100 ms: {buckets:?}");
     assert_eq!(buckets.iter().sum::<u64>(), 10_000);
@@ -35,10 +38,13 @@ model = {{ kind = "pulse", count = 10000, window = "1s", at = "2s" }}
         buckets[..20].iter().all(|&n| n == 0),
         "nothing before the pulse"
     );
+    let mut started = 0;
     for (i, &n) in buckets[20..30].iter().enumerate() {
+        started += n;
+        let due = 1000 * (i as u64 + 1);
         assert!(
-            (900..=1100).contains(&n),
-            "bucket {} has {n} starts, not 1,000 ± 10%: {buckets:?}",
+            (due.saturating_sub(400)..=due + 100).contains(&started) && (500..=1500).contains(&n),
+            "by bucket {} {started} starts, {due} due (this bucket {n}): {buckets:?}",
             20 + i
         );
     }

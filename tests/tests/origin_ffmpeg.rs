@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use livepulse_tests::{
     assert_starts_with_keyframe, codecs, ffmpeg_decode_errors, ffmpeg_publish, ffprobe_streams,
-    get, media_playlist, require, segment_uris, start_origin, wait_for,
+    get, media_playlist, require, segment_uris, start_origin, wait_for, wait_publishing,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,14 +103,10 @@ async fn silent_publisher_is_replaced_without_waiting_for_tcp_timeout() {
     let origin = start_origin(|c| c.hub.publisher_timeout_secs = 1.5).await;
     let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
     let ffmpeg = ffmpeg_publish(&rtmp, "320x240", 30);
-    let live = wait_for(Duration::from_secs(15), || async {
-        origin
-            .hub()
-            .get("live/cam")
-            .filter(|s| s.is_live() && s.info().video_codec.is_some())
-    })
-    .await;
-    assert!(live.is_some(), "ffmpeg never went live");
+    assert!(
+        wait_publishing(&origin, "live/cam").await,
+        "ffmpeg never went live"
+    );
 
     // Freeze ffmpeg: its TCP connection stays open but no media flows, as after a network drop.
     let stopped = std::process::Command::new("kill")

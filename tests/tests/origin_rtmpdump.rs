@@ -3,11 +3,10 @@
 //! ffprobe reads as H.264 + AAC with the composition offsets intact.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use livepulse_tests::{
     codecs, ffmpeg_decode_errors, ffmpeg_publish_with_b_frames, ffprobe_streams, require,
-    start_origin, wait_for,
+    start_origin, wait_publishing,
 };
 
 /// Packets of the first video stream whose presentation and decode times differ.
@@ -34,14 +33,10 @@ async fn ffmpeg_b_frames_play_over_rtmp_and_rtmpdump_records_them() {
     let origin = start_origin(|_| {}).await;
     let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
     let _ffmpeg = ffmpeg_publish_with_b_frames(&rtmp, "320x240", 30, 2);
-    let live = wait_for(Duration::from_secs(15), || async {
-        origin
-            .hub()
-            .get("live/cam")
-            .filter(|s| s.is_live() && s.info().video_codec.is_some())
-    })
-    .await;
-    assert!(live.is_some(), "ffmpeg never went live");
+    assert!(
+        wait_publishing(&origin, "live/cam").await,
+        "ffmpeg never went live"
+    );
 
     let url = rtmp.clone();
     let errors = tokio::task::spawn_blocking(move || ffmpeg_decode_errors(&url, 4))

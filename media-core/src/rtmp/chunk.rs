@@ -1,6 +1,6 @@
 //! The chunk stream: messages cut into chunks with compressed headers, and back.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use super::Limits;
@@ -195,8 +195,10 @@ impl ChunkDecoder {
             if self.buf.len() < at + take {
                 return Ok(None);
             }
-            let _ = self.buf.split_to(at);
-            let data = self.buf.split_to(take);
+            // Bodies are copied out of the read buffer, each into an allocation of its own
+            // size: the read buffer stays unshared and is reused in place, and a cached frame
+            // never pins a whole read's worth of memory.
+            let data = &self.buf[at..at + take];
             let stream = &mut self.streams[index];
             if starts {
                 self.pending -= stream.partial.len();
@@ -219,16 +221,19 @@ impl ChunkDecoder {
                 stream.in_progress = true;
                 if take == length as usize {
                     stream.in_progress = false;
+                    let payload = Bytes::copy_from_slice(data);
+                    self.buf.advance(at + take);
                     return Ok(Some(Message {
                         csid: p.csid,
                         header: stream.header,
-                        payload: data.freeze(),
+                        payload,
                     }));
                 }
                 stream.partial.reserve((length as usize).min(MAX_RESERVE));
             }
-            stream.partial.extend_from_slice(&data);
-            self.pending += data.len();
+            stream.partial.extend_from_slice(data);
+            self.buf.advance(at + take);
+            self.pending += take;
             if self.pending > self.limits.max_message_len as usize {
                 return Err(ChunkError::TooMuchPending(self.limits.max_message_len));
             }

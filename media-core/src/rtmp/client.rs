@@ -132,25 +132,19 @@ impl ClientSession {
         while let Some(m) = self.link.next()? {
             let h = m.header;
             match h.type_id {
-                TYPE_AUDIO | TYPE_VIDEO => self.events.push_back(ClientEvent::Media {
-                    kind: if h.type_id == TYPE_AUDIO {
-                        MediaKind::Audio
-                    } else {
-                        MediaKind::Video
-                    },
-                    timestamp: h.timestamp,
-                    payload: m.payload,
-                }),
+                TYPE_AUDIO | TYPE_VIDEO => {
+                    if let Some(kind) = MediaKind::of_media(h.type_id) {
+                        self.events.push_back(ClientEvent::Media {
+                            kind,
+                            timestamp: h.timestamp,
+                            payload: m.payload,
+                        });
+                    }
+                }
                 TYPE_AMF0_DATA | TYPE_AMF3_DATA => {
-                    let values = command::decode_data(
-                        h.type_id,
-                        &m.payload,
-                        self.link.limits.max_amf_depth,
-                    )?;
-                    let mut values = values.into_iter();
-                    if values.next().as_ref().and_then(Amf0::as_str) == Some("onMetaData") {
-                        self.events
-                            .push_back(ClientEvent::Metadata(values.collect()));
+                    let depth = self.link.limits.max_amf_depth;
+                    if let Some(args) = command::metadata_args(h.type_id, &m.payload, depth)? {
+                        self.events.push_back(ClientEvent::Metadata(args));
                     }
                 }
                 TYPE_AMF0_COMMAND | TYPE_AMF3_COMMAND => {

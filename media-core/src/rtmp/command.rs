@@ -25,9 +25,19 @@ fn amf0_body(type_id: u8, payload: &[u8]) -> &[u8] {
     }
 }
 
-/// Decodes a data message (such as `@setDataFrame`, `onMetaData`) into its values.
-pub fn decode_data(type_id: u8, payload: &[u8], max_depth: usize) -> Result<Vec<Amf0>, AmfError> {
-    amf0::decode_all(amf0_body(type_id, payload), max_depth)
+/// The arguments of an `onMetaData` data message, with or without the `@setDataFrame` a
+/// publisher puts first; `None` for any other data message.
+pub fn metadata_args(
+    type_id: u8,
+    payload: &[u8],
+    max_depth: usize,
+) -> Result<Option<Vec<Amf0>>, AmfError> {
+    let mut values = amf0::decode_all(amf0_body(type_id, payload), max_depth)?.into_iter();
+    let mut name = values.next();
+    if name.as_ref().and_then(Amf0::as_str) == Some("@setDataFrame") {
+        name = values.next();
+    }
+    Ok((name.as_ref().and_then(Amf0::as_str) == Some("onMetaData")).then(|| values.collect()))
 }
 
 impl Command {
@@ -128,6 +138,26 @@ mod tests {
         amf0::encode(&Amf0::Number(1.0), &mut body);
         assert!(Command::decode(20, &body, 8).is_err());
         assert!(Command::decode(20, &[], 8).is_err());
+    }
+
+    #[test]
+    fn metadata_with_and_without_set_data_frame() {
+        let mut body = Vec::new();
+        amf0::encode_all(
+            &[
+                Amf0::str("@setDataFrame"),
+                Amf0::str("onMetaData"),
+                Amf0::Null,
+            ],
+            &mut body,
+        );
+        assert_eq!(metadata_args(18, &body, 4), Ok(Some(vec![Amf0::Null])));
+        let mut plain = Vec::new();
+        amf0::encode_all(&[Amf0::str("onMetaData")], &mut plain);
+        assert_eq!(metadata_args(18, &plain, 4), Ok(Some(Vec::new())));
+        let mut other = Vec::new();
+        amf0::encode_all(&[Amf0::str("|RtmpSampleAccess")], &mut other);
+        assert_eq!(metadata_args(18, &other, 4), Ok(None));
     }
 
     #[test]

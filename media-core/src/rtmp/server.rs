@@ -138,25 +138,19 @@ impl ServerSession {
             let h = m.header;
             match h.type_id {
                 TYPE_AUDIO | TYPE_VIDEO if self.publishing == Some(h.stream_id) => {
-                    let kind = if h.type_id == TYPE_AUDIO {
-                        MediaKind::Audio
-                    } else {
-                        MediaKind::Video
-                    };
-                    self.events.push_back(ServerEvent::Media {
-                        kind,
-                        timestamp: h.timestamp,
-                        payload: m.payload,
-                    });
+                    if let Some(kind) = MediaKind::of_media(h.type_id) {
+                        self.events.push_back(ServerEvent::Media {
+                            kind,
+                            timestamp: h.timestamp,
+                            payload: m.payload,
+                        });
+                    }
                 }
                 TYPE_AMF0_DATA | TYPE_AMF3_DATA => {
-                    let values = command::decode_data(
-                        h.type_id,
-                        &m.payload,
-                        self.link.limits.max_amf_depth,
-                    )?;
-                    if self.publishing == Some(h.stream_id) {
-                        self.data(values);
+                    let depth = self.link.limits.max_amf_depth;
+                    let args = command::metadata_args(h.type_id, &m.payload, depth)?;
+                    if let Some(args) = args.filter(|_| self.publishing == Some(h.stream_id)) {
+                        self.events.push_back(ServerEvent::Metadata(args));
                     }
                 }
                 TYPE_AMF0_COMMAND | TYPE_AMF3_COMMAND => {
@@ -323,17 +317,6 @@ impl ServerSession {
     pub fn send_media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, body: &[u8]) {
         self.link
             .send(kind.csid(), kind.type_id(), stream_id, timestamp, body);
-    }
-
-    fn data(&mut self, values: Vec<Amf0>) {
-        let mut values = values.into_iter().peekable();
-        if values.peek().and_then(Amf0::as_str) == Some("@setDataFrame") {
-            values.next();
-        }
-        if values.next().as_ref().and_then(Amf0::as_str) == Some("onMetaData") {
-            self.events
-                .push_back(ServerEvent::Metadata(values.collect()));
-        }
     }
 
     fn command(&mut self, stream_id: u32, c: Command) -> Result<(), RtmpError> {
