@@ -9,7 +9,9 @@ use media_core::avc::AvcConfig;
 use media_core::flv::{self, VideoPacket};
 use media_core::rtmp::StreamMetadata;
 use media_core::timestamp::Unwrapper;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 use super::frame::{Frame, FrameKind};
 use super::stream::Stream;
@@ -61,6 +63,11 @@ impl Publisher {
     /// Resolves when another publisher took this key over or the hub evicted this one.
     pub fn kicked(&self) -> WaitForCancellationFuture<'_> {
         self.cancel.cancelled()
+    }
+
+    /// [`Self::kicked`] as a future that owns its token, to keep across loop iterations.
+    pub fn kicked_owned(&self) -> WaitForCancellationFutureOwned {
+        self.cancel.clone().cancelled_owned()
     }
 
     /// Records new metadata and forwards it to viewers as a script frame.

@@ -134,28 +134,27 @@ async fn next_batch(play: &mut Option<Play>, batch: &mut Vec<Frame>) -> bool {
     }
 }
 
-async fn kicked(publisher: &Option<Publisher>) {
-    match publisher {
-        Some(p) => p.kicked().await,
-        None => pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-        None => pending().await,
-    }
-}
-
 impl Conn {
     async fn serve(&mut self) -> Result<(), SessionError> {
         let mut buf = vec![0u8; SMALL_READ_BUF];
+        // The silence timer is armed at the session's deadline and re-armed only when it fires
+        // (the session then says whether input arrived meanwhile), not on every message.
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        let silence = tokio::time::sleep_until(far());
+        tokio::pin!(silence);
+        let mut armed = false;
+        let mut kicked = None;
         loop {
-            if self.publisher.is_some() && buf.len() < READ_BUF {
+            if let Some(p) = self.publisher.as_ref().filter(|_| kicked.is_none()) {
                 buf.resize(READ_BUF, 0);
+                kicked = Some(Box::pin(p.kicked_owned()));
             }
-            let timeout = self.session.timeout();
+            if !armed {
+                if let Some(at) = self.session.timeout() {
+                    silence.as_mut().reset(Instant::from_std(at));
+                    armed = true;
+                }
+            }
             tokio::select! {
                 read = self.socket.read(&mut buf) => {
                     let n = read?;
@@ -175,13 +174,18 @@ impl Conn {
                     }
                     self.forward();
                 }
-                _ = sleep_until(timeout) => {
+                _ = &mut silence, if armed => {
                     self.session.handle_timeout(std::time::Instant::now())?;
+                    silence.as_mut().reset(far());
+                    armed = false;
                 }
-                _ = kicked(&self.publisher) => {
+                _ = async { kicked.as_mut()?.await; Some(()) }, if kicked.is_some() => {
                     tracing::info!(peer = %self.peer, "publisher replaced by a newer one");
                     return Ok(());
                 }
+            }
+            if self.publisher.is_none() {
+                kicked = None;
             }
             self.flush().await?;
             if self.refused {
