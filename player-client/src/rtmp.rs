@@ -208,7 +208,7 @@ impl Conn<'_> {
         handler: &mut TagHandler,
     ) -> Result<(), Failure> {
         self.rtmp
-            .feed(std::time::Instant::now(), data)
+            .feed(data)
             .map_err(|e| rtmp_failure(self.url, e))?;
         while let Some(bytes) = self.rtmp.take_output() {
             self.socket

@@ -1,6 +1,6 @@
 //! RTMP publishing: connect, handshake, `publish`, then paced media until stopped.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use media_core::rtmp::client::Goal;
 use media_core::rtmp::{ClientConfig, ClientEvent, ClientSession, MediaKind};
@@ -51,7 +51,7 @@ impl Conn<'_> {
     /// Feeds received bytes to the session, answers what it queued, returns its events.
     async fn input(&mut self, data: &[u8]) -> anyhow::Result<Vec<ClientEvent>> {
         self.session
-            .feed(Instant::now(), data)
+            .feed(data)
             .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
         self.flush().await?;
         Ok(std::iter::from_fn(|| self.session.poll_event()).collect())
@@ -64,7 +64,7 @@ impl Conn<'_> {
             anyhow::bail!("server closed the connection");
         }
         self.session
-            .feed(Instant::now(), &self.buf[..n])
+            .feed(&self.buf[..n])
             .map_err(|e| anyhow::anyhow!("rtmp: {e}"))?;
         self.flush().await?;
         Ok(std::iter::from_fn(|| self.session.poll_event()).collect())

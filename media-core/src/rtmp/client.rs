@@ -2,7 +2,6 @@
 //! `play` on a stream of its own, then media either way.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -126,8 +125,8 @@ impl ClientSession {
         }
     }
 
-    /// Handles bytes received at `now`. An error (including a refusal) ends the session.
-    pub fn feed(&mut self, _now: Instant, data: &[u8]) -> Result<(), RtmpError> {
+    /// Handles received bytes. An error (including a refusal) ends the session.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), RtmpError> {
         self.link.push(data);
         while let Some(m) = self.link.next()? {
             let h = m.header;

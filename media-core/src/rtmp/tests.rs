@@ -18,7 +18,7 @@ fn pump(client: &mut ClientSession, server: &mut ServerSession, now: Instant) {
             moved = true;
         }
         while let Some(b) = server.take_output() {
-            client.feed(now, &b).expect("client accepts server bytes");
+            client.feed(&b).expect("client accepts server bytes");
             moved = true;
         }
         if !moved {
@@ -109,14 +109,12 @@ fn play_accepted_and_refused() {
         .iter()
         .any(|e| matches!(e, ClientEvent::Media { timestamp: 7, .. })));
 
-    let (mut client, mut server, now) = connected(Goal::Play("nope".into()));
+    let (mut client, mut server, _) = connected(Goal::Play("nope".into()));
     server
         .refuse(1, "NetStream.Play.StreamNotFound", "no such stream")
         .expect("answered");
     let out = server.take_output().expect("refusal bytes");
-    let err = client
-        .feed(now, &out)
-        .expect_err("refusal ends the session");
+    let err = client.feed(&out).expect_err("refusal ends the session");
     assert!(
         matches!(err, RtmpError::Refused { code, .. } if code == "NetStream.Play.StreamNotFound")
     );
@@ -210,7 +208,7 @@ fn silent_publisher_times_out_by_the_clock_it_is_given() {
 
 #[test]
 fn acknowledgements_follow_the_window() {
-    let (mut client, mut server, now) = connected(Goal::Play("cam".into()));
+    let (mut client, mut server, _) = connected(Goal::Play("cam".into()));
     events(&mut server);
     server.accept_play(1, "cam").expect("answered");
     let frame = vec![0u8; 100_000];
@@ -218,7 +216,7 @@ fn acknowledgements_follow_the_window() {
         server.send_media(1, MediaKind::Video, i, &frame);
     }
     let out = server.take_output().expect("media");
-    client.feed(now, &out).expect("valid");
+    client.feed(&out).expect("valid");
     let acks = client.take_output().expect("an acknowledgement is due");
     let mut dec = ChunkDecoder::new(Limits::default());
     dec.push(&acks);
@@ -417,7 +415,7 @@ proptest! {
         let wire = server.take_output().expect("media");
         let mut got = Vec::new();
         deliver(&wire, cut, |p| {
-            client.feed(now, p).expect("client decodes");
+            client.feed(p).expect("client decodes");
             while let Some(e) = client.poll_event() {
                 if let ClientEvent::Media { kind, timestamp, payload } = e {
                     got.push((kind, timestamp, payload.to_vec()));
