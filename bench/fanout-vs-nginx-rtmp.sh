@@ -18,17 +18,18 @@ RAMP=10
 SETTLE=5
 HZ=$(getconf CLK_TCK)
 BIN=target/release/livepulse
-work=$(mktemp -d /dev/shm/livepulse-fanout.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir fanout
 ulimit -n "$(ulimit -Hn)"
 
 cargo build --release -q
+
+# Starts `livepulse push` to rtmp://127.0.0.1:PORT/live/cam on core 1 and waits for it to run.
+start_pusher() {
+  taskset -c 1 "$BIN" push "rtmp://127.0.0.1:$1/live/cam" >"$work/push.log" 2>&1 &
+  pusher=$!
+  pids+=($pusher)
+  sleep 3
+}
 
 # Runs one measurement. Args: label, server pids (space separated), play URL, driver, viewers.
 # Prints one markdown table row.
@@ -87,10 +88,7 @@ for driver in rtmp-play flv-play; do
     origin=$!
     pids+=($origin)
     wait_port "$rtmp_port"
-    taskset -c 1 "$BIN" push "rtmp://127.0.0.1:$rtmp_port/live/cam" >"$work/push.log" 2>&1 &
-    pusher=$!
-    pids+=($pusher)
-    sleep 3
+    start_pusher "$rtmp_port"
     idle_rss=$(rss_kib "$origin")
     if [ "$driver" = rtmp-play ]; then
       url="rtmp://127.0.0.1:$rtmp_port/live/cam"; label="livepulse RTMP play"
@@ -128,10 +126,7 @@ CONF
   master=$!
   pids+=($master)
   wait_port "$port"
-  taskset -c 1 "$BIN" push "rtmp://127.0.0.1:$port/live/cam" >"$work/push.log" 2>&1 &
-  pusher=$!
-  pids+=($pusher)
-  sleep 3
+  start_pusher "$port"
   npids="$master $(pgrep -P "$master" | tr '\n' ' ')"
   # shellcheck disable=SC2086
   idle_rss=$(rss_kib $npids)

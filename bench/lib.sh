@@ -35,3 +35,11 @@ wait_port() {
   echo "port $1 never opened" >&2
   return 1
 }
+
+# A scratch directory on tmpfs in $work, and $pids: processes started with `pids+=($!)` are
+# killed and the directory removed when the script exits. Arg: a name for the directory.
+bench_workdir() {
+  work=$(mktemp -d "/dev/shm/livepulse-$1.XXXXXX")
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}

@@ -12,14 +12,7 @@ DUR=${2:-60}
 WARMUP=5
 SAMPLE=assets/sample.flv
 HZ=$(getconf CLK_TCK)
-work=$(mktemp -d /dev/shm/livepulse-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir bench
 
 cargo build --release -q
 

@@ -16,14 +16,7 @@ PRESET=veryfast
 PROFILE=high
 TUNE=zerolatency
 LADDER=("720p 1280 720 2500" "480p 854 480 1200" "360p 640 360 600")
-work=$(mktemp -d /dev/shm/livepulse-transcode.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir transcode
 
 cargo build --release -q --features transcode
 

@@ -1,5 +1,7 @@
 //! Single-flight per key: concurrent misses share one fetch; if it fails, exactly one
-//! waiter becomes the next fetcher.
+//! waiter becomes the next fetcher. Before leading a new fetch a caller looks, under the same
+//! lock, for what a finished fetch left behind, so a fetch that ends between a caller's
+//! lookup and its joining is never repeated.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +18,8 @@ pub enum Role {
     Leader,
     /// This caller waited on a fetch someone else started.
     Follower,
+    /// A fetch finished just before this caller joined; it took what that fetch left.
+    Settled,
 }
 
 type Outcome<V> = Option<Result<V, String>>;
@@ -62,15 +66,19 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
     }
 
     /// Returns the result of the fetch for `key`, starting it with `fetch` only if none is
-    /// under way. After a failed fetch the first waiter to come back starts the next one;
-    /// each caller takes part in at most `attempts` fetches.
-    pub async fn run<F, Fut>(
+    /// under way and `settled` (what a finished fetch leaves, such as a cached object) has
+    /// nothing. A fetch's result must be where `settled` finds it before the fetch ends. After
+    /// a failed fetch the first waiter to come back starts the next one; each caller takes
+    /// part in at most `attempts` fetches.
+    pub async fn run<S, F, Fut>(
         self: &Arc<Self>,
         key: &str,
         attempts: usize,
+        settled: S,
         fetch: F,
     ) -> (Result<V, String>, Role)
     where
+        S: Fn() -> Option<V>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, String>> + Send + 'static,
     {
@@ -81,6 +89,7 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
                 let mut map = self.inflight.lock();
                 match map.get(key) {
                     Some((_, rx)) => rx.clone(),
+                    None if let Some(v) = settled() => return (Ok(v), Role::Settled),
                     None => {
                         role = Role::Leader;
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +144,12 @@ mod tests {
                 let (flight, calls, fetch) = (flight.clone(), calls.clone(), fetch.clone());
                 tokio::spawn(async move {
                     flight
-                        .run("k", 3, || fetch(calls.fetch_add(1, Ordering::SeqCst)))
+                        .run(
+                            "k",
+                            3,
+                            || None,
+                            || fetch(calls.fetch_add(1, Ordering::SeqCst)),
+                        )
                         .await
                 })
             })
@@ -181,16 +195,36 @@ mod tests {
         let flight = Arc::new(SingleFlight::<u32>::default());
         let boom = true;
         let (r, _) = flight
-            .run("k", 1, || async move {
-                if boom {
-                    panic!("fetch bug");
-                }
-                Ok(0)
-            })
+            .run(
+                "k",
+                1,
+                || None,
+                || async move {
+                    if boom {
+                        panic!("fetch bug");
+                    }
+                    Ok(0)
+                },
+            )
             .await;
         assert!(r.is_err());
         assert_eq!(flight.in_flight(), 0);
-        let (r, role) = flight.run("k", 1, || async { Ok(1) }).await;
+        let (r, role) = flight.run("k", 1, || None, || async { Ok(1) }).await;
         assert_eq!((r, role), (Ok(1), Role::Leader));
+    }
+
+    #[tokio::test]
+    async fn a_caller_after_a_finished_fetch_takes_what_it_left() {
+        let flight = Arc::new(SingleFlight::<u32>::default());
+        let (r, role) = flight
+            .run(
+                "k",
+                1,
+                || Some(7),
+                || async { panic!("no fetch when settled") },
+            )
+            .await;
+        assert_eq!((r, role), (Ok(7), Role::Settled));
+        assert_eq!(flight.in_flight(), 0);
     }
 }

@@ -133,16 +133,13 @@ async fn serve(
         return edge.flv.play(&key).await;
     }
     // An object still arriving is looked up before the cache: it is stored in the cache
-    // before it leaves the arriving map, so one of the two lookups always finds it, whereas
-    // the other order could miss both while it moves and start a second fetch.
-    let arriving = edge.arriving.lock().get(&key).cloned();
-    let cached = || edge.cache.get(&key).filter(|o| o.is_fresh(Instant::now()));
-    let (object, x_cache) = match arriving {
+    // before it leaves the arriving map, so one of the two lookups always finds it.
+    let settled = || {
+        let arriving = edge.arriving.lock().get(&key).cloned();
+        arriving.or_else(|| edge.cache.get(&key).filter(|o| o.is_fresh(Instant::now())))
+    };
+    let (object, x_cache) = match edge.cache.get(&key).filter(|o| o.is_fresh(Instant::now())) {
         Some(o) => {
-            edge.metrics.coalesced.inc();
-            (o, "COALESCED")
-        }
-        None if let Some(o) = cached() => {
             edge.metrics.hits.inc();
             (o, "HIT")
         }
@@ -150,7 +147,7 @@ async fn serve(
             let fetcher = edge.clone();
             let (result, role) = edge
                 .flight
-                .run(&key, FETCH_ATTEMPTS, || {
+                .run(&key, FETCH_ATTEMPTS, settled, || {
                     let edge = fetcher.clone();
                     let key = key.clone();
                     async move { fill(&edge, &key).await }
@@ -161,7 +158,7 @@ async fn serve(
                     edge.metrics.misses.inc();
                     "MISS"
                 }
-                Role::Follower => {
+                Role::Follower | Role::Settled => {
                     edge.metrics.coalesced.inc();
                     "COALESCED"
                 }
@@ -188,13 +185,6 @@ async fn serve(
 /// stored if the policy allows; other bodies are handed out as they arrive and stored
 /// once complete.
 async fn fill(edge: &Arc<Edge>, key: &str) -> Result<Arc<Object>, String> {
-    // A fetch that got its answer between this caller's lookups and its joining the flight
-    // has left its object arriving or cached: use it instead of asking the origin again.
-    let arriving = edge.arriving.lock().get(key).cloned();
-    if let Some(o) = arriving.or_else(|| edge.cache.get(key).filter(|o| o.is_fresh(Instant::now())))
-    {
-        return Ok(o);
-    }
     let fetched = edge.upstream.fetch(key).await?;
     let now = Instant::now();
     let path = key.split('?').next().unwrap_or_default();

@@ -85,34 +85,6 @@ pub fn tag_header(tag_type: u8, timestamp_ms: u32, data_len: u32) -> [u8; TAG_HE
     ]
 }
 
-/// Frames tags for a live byte stream without copying their bodies: each tag goes out as a
-/// small prefix (the previous tag's PreviousTagSize, then this tag's header) followed by the
-/// body itself, which callers share as-is. Start it right after [`file_header`], which already
-/// carries PreviousTagSize0.
-#[derive(Debug, Default, Clone)]
-pub struct StreamFramer {
-    prev_tag_size: Option<u32>,
-}
-
-impl StreamFramer {
-    /// A framer for the first tag after the file header.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The bytes to send before a tag body of `data_len` bytes (11 or 15 bytes).
-    pub fn prefix(&mut self, tag_type: u8, timestamp_ms: u32, data_len: usize) -> Bytes {
-        let size = data_len as u32 & 0x00FF_FFFF;
-        let mut out = BytesMut::with_capacity(PREVIOUS_TAG_SIZE_LEN + TAG_HEADER_LEN);
-        if let Some(prev) = self.prev_tag_size {
-            out.put_u32(prev);
-        }
-        out.put_slice(&tag_header(tag_type, timestamp_ms, size));
-        self.prev_tag_size = Some(TAG_HEADER_LEN as u32 + size);
-        out.freeze()
-    }
-}
-
 /// Appends one tag: the 11-byte header (24-bit timestamp plus extended byte), `data`, and the
 /// PreviousTagSize. `data` must be shorter than 16 MiB, which every RTMP message is.
 pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp_ms: u32, data: &[u8]) {
@@ -500,24 +472,5 @@ mod tests {
         let tags = parse_file(include_bytes!("../../assets/sample.flv")).unwrap();
         assert!(tags.iter().filter(|t| t.tag_type == TAG_VIDEO).count() >= 299);
         assert!(tags.iter().any(|t| t.tag_type == TAG_AUDIO));
-    }
-
-    #[test]
-    fn stream_framer_prefixes_rebuild_the_file() {
-        let tags = [
-            (TAG_VIDEO, 0u32, vec![1u8, 2, 3]),
-            (TAG_AUDIO, 0x0100_0000, vec![4u8]),
-        ];
-        let mut framed = file_header(true, true).to_vec();
-        let mut framer = StreamFramer::new();
-        let mut written = BytesMut::new();
-        written.put_slice(&file_header(true, true));
-        for (t, ts, data) in &tags {
-            framed.extend_from_slice(&framer.prefix(*t, *ts, data.len()));
-            framed.extend_from_slice(data);
-            write_tag(&mut written, *t, *ts, data);
-        }
-        // A live stream never writes the last PreviousTagSize; the file form does.
-        assert_eq!(framed[..], written[..written.len() - PREVIOUS_TAG_SIZE_LEN]);
     }
 }

@@ -52,11 +52,6 @@ impl<F: Unit> StartCache<F> {
             .collect()
     }
 
-    /// The latest metadata.
-    pub fn script(&self) -> Option<&F> {
-        self.script.as_ref()
-    }
-
     /// Whether (audio, video) sequence headers have been seen.
     pub fn has_headers(&self) -> (bool, bool) {
         (self.audio_header.is_some(), self.video_header.is_some())

@@ -425,3 +425,31 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_rejected_connect_fails_the_client_with_the_reason() {
+    let now = Instant::now();
+    let mut client = ClientSession::new(
+        ClientConfig::new("live", "rtmp://h/live"),
+        Goal::Play("a".into()),
+    );
+    let mut server = ServerSession::new(ServerConfig::default());
+    server
+        .feed(now, &client.take_output().expect("connect"))
+        .expect("valid");
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::Connect { .. })
+    ));
+    server.reject_connect("no such app");
+    let err = client
+        .feed(&server.take_output().expect("refusal"))
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        RtmpError::Refused {
+            code: "NetConnection.Connect.Rejected".into(),
+            description: "no such app".into()
+        }
+    );
+}

@@ -45,7 +45,7 @@ impl FrameKind {
 
 /// A frame's bytes as each protocol sends them, built by the first viewer that needs them.
 #[derive(Debug, Default)]
-pub struct WireForms {
+struct WireForms {
     rtmp: OnceLock<(u32, Bytes)>,
     flv: OnceLock<Bytes>,
 }
@@ -71,7 +71,7 @@ pub struct Frame {
     /// The message body.
     pub payload: Bytes,
     /// Wire forms shared by every viewer of this frame.
-    pub wire: Arc<WireForms>,
+    wire: Arc<WireForms>,
 }
 
 impl Frame {
@@ -107,21 +107,16 @@ impl Frame {
         self.kind == FrameKind::Video && self.keyframe && !self.header
     }
 
-    /// The RTMP message header of this frame on `stream_id`.
-    pub fn rtmp_header(&self, stream_id: u32) -> MessageHeader {
-        MessageHeader {
-            type_id: self.kind.rtmp().type_id(),
-            stream_id,
-            timestamp: self.timestamp32(),
-        }
-    }
-
     /// This frame chunked at `chunk_size` on [`RTMP_STREAM_ID`], with an absolute-timestamp
     /// header, built once. `None` if it was built at another chunk size.
     pub fn rtmp_wire(&self, chunk_size: u32) -> Option<Bytes> {
         let (size, bytes) = self.wire.rtmp.get_or_init(|| {
             let enc = ChunkEncoder::new(chunk_size);
-            let header = self.rtmp_header(RTMP_STREAM_ID);
+            let header = MessageHeader {
+                type_id: self.kind.rtmp().type_id(),
+                stream_id: RTMP_STREAM_ID,
+                timestamp: self.timestamp32(),
+            };
             let bytes = enc.to_bytes(self.kind.rtmp().csid(), &header, &self.payload);
             (chunk_size, bytes)
         });

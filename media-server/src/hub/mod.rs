@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub use frame::{Frame, FrameKind, WireForms, RTMP_STREAM_ID};
+pub use frame::{Frame, FrameKind, RTMP_STREAM_ID};
 pub use publisher::{MediaError, Publisher};
 pub use stream::{MediaInfo, Stream};
 pub use subscription::Subscription;

@@ -9,9 +9,7 @@ use media_core::avc::AvcConfig;
 use media_core::flv::{self, VideoPacket};
 use media_core::rtmp::StreamMetadata;
 use media_core::timestamp::Unwrapper;
-use tokio_util::sync::{
-    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
-};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::frame::{Frame, FrameKind};
 use super::stream::Stream;
@@ -60,13 +58,9 @@ impl Publisher {
         self.stream.key()
     }
 
-    /// Resolves when another publisher took this key over or the hub evicted this one.
-    pub fn kicked(&self) -> WaitForCancellationFuture<'_> {
-        self.cancel.cancelled()
-    }
-
-    /// [`Self::kicked`] as a future that owns its token, to keep across loop iterations.
-    pub fn kicked_owned(&self) -> WaitForCancellationFutureOwned {
+    /// Resolves when another publisher took this key over or the hub evicted this one. The
+    /// future owns its token, so a connection can keep it across loop iterations.
+    pub fn kicked(&self) -> WaitForCancellationFutureOwned {
         self.cancel.clone().cancelled_owned()
     }
 

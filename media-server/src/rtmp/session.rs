@@ -147,7 +147,7 @@ impl Conn {
         loop {
             if let Some(p) = self.publisher.as_ref().filter(|_| kicked.is_none()) {
                 buf.resize(READ_BUF, 0);
-                kicked = Some(Box::pin(p.kicked_owned()));
+                kicked = Some(Box::pin(p.kicked()));
             }
             if !armed {
                 if let Some(at) = self.session.timeout() {
