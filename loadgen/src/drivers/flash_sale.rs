@@ -182,8 +182,7 @@ impl Buyer {
             &headers,
             b"",
         );
-        let conn = self.pool.checkout().await;
-        ctx.go().await;
+        let conn = ctx.prepared(self.pool.checkout()).await;
         let answer = self
             .pool
             .send(conn.map_err(|f| f.kind().to_string())?, &request, true)
@@ -207,11 +206,14 @@ impl Buyer {
     async fn over_ws(&self, ctx: &Ctx<'_>, user: &str) -> Result<String, String> {
         let token = self.signer.token(user, &self.spec.room);
         let url = format!("{}?room={}&token={token}", self.ws_base, self.spec.room);
-        let connecting = Instant::now();
-        let ws = Box::pin(connect(url)).await;
-        ctx.go().await;
+        let (ws, connect_time) = ctx
+            .prepared(async {
+                let connecting = Instant::now();
+                (Box::pin(connect(url)).await, connecting.elapsed())
+            })
+            .await;
         let mut ws = ws.map_err(str::to_string)?;
-        ctx.metrics.record("connect", connecting.elapsed());
+        ctx.metrics.record("connect", connect_time);
         let request = serde_json::json!({
             "type": "purchase", "id": "p", "sale": self.spec.sale, "key": format!("{user}-1")
         });

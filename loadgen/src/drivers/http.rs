@@ -105,10 +105,9 @@ impl Requester {
             return ctx.metrics.error("bad_url");
         };
         let conn = tokio::select! {
-            c = self.pool.checkout() => c,
+            c = ctx.prepared(self.pool.checkout()) => c,
             _ = ctx.stop.cancelled() => return ctx.metrics.error("cancelled"),
         };
-        ctx.go().await;
         let result = match conn {
             Ok(conn) => tokio::select! {
                 r = self.pool.send(conn, &request, false) => r,

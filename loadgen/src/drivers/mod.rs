@@ -129,6 +129,21 @@ impl Ctx<'_> {
                 .started(self.intended, Instant::now(), self.pulse);
         }
     }
+
+    /// Runs a real client's preparation (connecting, say) and starts the iteration. An arrival
+    /// that is not yet due prepares first and then waits for its instant; one already due
+    /// starts first, so a slow connect (a server's full accept queue, a SYN retransmitted)
+    /// counts in its latency and never as the generator's start lag.
+    pub async fn prepared<T>(&self, prepare: impl std::future::Future<Output = T>) -> T {
+        if self.intended > Instant::now() {
+            let out = prepare.await;
+            self.go().await;
+            out
+        } else {
+            self.go().await;
+            prepare.await
+        }
+    }
 }
 
 /// A driver ready to run iterations.
