@@ -6,6 +6,9 @@ use clap::Parser;
 use serde::Deserialize;
 
 /// Business server settings. Every field has a default; durations are milliseconds.
+///
+/// [`Config::validate`] (run by `Server::bind`) refuses values that make no sense: zero
+/// counts, sizes and durations, durations above a day, non-finite or non-positive rates.
 #[derive(Debug, Clone, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -91,25 +94,98 @@ impl Default for Config {
     }
 }
 
+/// Longest interval or tick any setting accepts: a day, in milliseconds.
+pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+
+/// A setting the server refuses to start with; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("business.{field} {problem}")]
+pub struct ConfigError {
+    /// Field name, as in the config file (`batch_ms`).
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub problem: String,
+}
+
+fn refuse(field: &'static str, problem: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        field,
+        problem: problem.into(),
+    })
+}
+
+/// Checks that `field` is a count or size above zero.
+fn positive(field: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return refuse(field, "must be > 0, got 0");
+    }
+    Ok(())
+}
+
+/// Checks that `field` is a number of milliseconds in 1..=`max`.
+fn millis(field: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value == 0 || value > max {
+        return refuse(field, format!("must be 1..={max} ms, got {value}"));
+    }
+    Ok(())
+}
+
+/// Checks that `field` is a finite rate above zero.
+fn rate(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    if !(value.is_finite() && value > 0.0) {
+        return refuse(field, format!("must be a finite number > 0, got {value}"));
+    }
+    Ok(())
+}
+
 impl Config {
-    /// Checks values that would make the server misbehave.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.batch_ms > 0, "batch_ms must be positive");
-        anyhow::ensure!(
-            self.stats_interval_ms > 0,
-            "stats_interval_ms must be positive"
-        );
-        anyhow::ensure!(self.send_queue > 0, "send_queue must be positive");
-        anyhow::ensure!(self.max_json_depth > 0, "max_json_depth must be positive");
-        anyhow::ensure!(
-            self.chat_per_sec > 0.0 && self.messages_per_sec > 0.0,
-            "rates must be positive"
-        );
-        anyhow::ensure!(!self.admin_key.is_empty(), "admin_key must not be empty");
-        anyhow::ensure!(
-            !self.token_secret.is_empty(),
-            "token_secret must not be empty"
-        );
+    /// Checks every field; the error names the first bad one (`business.batch_ms ...`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis {
+            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+                return refuse("redis", format!("is not a Redis URL: {e}"));
+            }
+        }
+        if self.redis_prefix.len() > 64
+            || self
+                .redis_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            refuse(
+                "redis_prefix",
+                "must be at most 64 bytes without spaces or control characters",
+            )?;
+        }
+        if self.admin_key.is_empty() {
+            refuse("admin_key", "must not be empty")?;
+        }
+        if self.token_secret.is_empty() {
+            refuse("token_secret", "must not be empty")?;
+        }
+        millis("batch_ms", self.batch_ms, MAX_INTERVAL_MS)?;
+        millis("stats_interval_ms", self.stats_interval_ms, MAX_INTERVAL_MS)?;
+        positive("send_queue", self.send_queue as u64)?;
+        positive("max_lag_batches", u64::from(self.max_lag_batches))?;
+        positive("max_message_bytes", self.max_message_bytes as u64)?;
+        positive("max_frame_bytes", self.max_frame_bytes as u64)?;
+        if self.max_frame_bytes < self.max_message_bytes {
+            refuse(
+                "max_frame_bytes",
+                format!(
+                    "({}) must be at least business.max_message_bytes ({})",
+                    self.max_frame_bytes, self.max_message_bytes
+                ),
+            )?;
+        }
+        positive("max_json_depth", self.max_json_depth as u64)?;
+        positive("max_chat_chars", self.max_chat_chars as u64)?;
+        rate("chat_per_sec", self.chat_per_sec)?;
+        positive("chat_burst", u64::from(self.chat_burst))?;
+        rate("messages_per_sec", self.messages_per_sec)?;
+        positive("messages_burst", u64::from(self.messages_burst))?;
+        positive("max_conns_per_ip", u64::from(self.max_conns_per_ip))?;
+        positive("read_buffer_bytes", self.read_buffer_bytes as u64)?;
         Ok(())
     }
 }
@@ -135,5 +211,60 @@ mod tests {
         assert_eq!(c.redis.as_deref(), Some("redis://x"));
         assert_eq!(c.send_queue, 64);
         assert!(serde_json::from_str::<Config>(r#"{"nope": 1}"#).is_err());
+    }
+
+    type Tweak = fn(&mut Config);
+
+    fn refused(tweak: impl Fn(&mut Config)) -> ConfigError {
+        let mut c = Config::default();
+        tweak(&mut c);
+        c.validate().expect_err("config should be refused")
+    }
+
+    #[test]
+    fn nonsense_values_are_refused_naming_the_field() {
+        let cases: Vec<(&str, Tweak)> = vec![
+            ("redis", |c| c.redis = Some("not a url".into())),
+            ("redis_prefix", |c| c.redis_prefix = "a b".into()),
+            ("admin_key", |c| c.admin_key.clear()),
+            ("token_secret", |c| c.token_secret.clear()),
+            ("batch_ms", |c| c.batch_ms = 0),
+            ("batch_ms", |c| c.batch_ms = MAX_INTERVAL_MS + 1),
+            ("stats_interval_ms", |c| c.stats_interval_ms = 0),
+            ("send_queue", |c| c.send_queue = 0),
+            ("max_lag_batches", |c| c.max_lag_batches = 0),
+            ("max_message_bytes", |c| c.max_message_bytes = 0),
+            ("max_frame_bytes", |c| c.max_frame_bytes = 0),
+            ("max_frame_bytes", |c| c.max_frame_bytes = 100),
+            ("max_json_depth", |c| c.max_json_depth = 0),
+            ("max_chat_chars", |c| c.max_chat_chars = 0),
+            ("chat_per_sec", |c| c.chat_per_sec = f64::NAN),
+            ("chat_per_sec", |c| c.chat_per_sec = -1.0),
+            ("chat_burst", |c| c.chat_burst = 0),
+            ("messages_per_sec", |c| c.messages_per_sec = f64::INFINITY),
+            ("messages_per_sec", |c| c.messages_per_sec = 0.0),
+            ("messages_burst", |c| c.messages_burst = 0),
+            ("max_conns_per_ip", |c| c.max_conns_per_ip = 0),
+            ("read_buffer_bytes", |c| c.read_buffer_bytes = 0),
+        ];
+        for (field, tweak) in cases {
+            let e = refused(tweak);
+            assert_eq!(e.field, field, "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("business.{field} ")),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            refused(|c| c.batch_ms = 0).to_string(),
+            "business.batch_ms must be 1..=86400000 ms, got 0"
+        );
+    }
+
+    #[test]
+    fn file_values_are_validated_too() {
+        let c: Config = serde_json::from_str(r#"{"send_queue": 0}"#).unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "send_queue");
+        assert!(serde_json::from_str::<Config>(r#"{"batch_ms": -5}"#).is_err());
     }
 }

@@ -80,7 +80,7 @@ impl Server {
             timing: Timing {
                 batch: Duration::from_millis(config.batch_ms),
                 stats: Duration::from_millis(config.stats_interval_ms),
-                max_lag: config.max_lag_batches.max(1),
+                max_lag: config.max_lag_batches,
             },
             config,
             hub,
