@@ -58,8 +58,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
         };
-        total +=
-            Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))?;
+        total = Duration::try_from_secs_f64(value * scale)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| format!("{text:?}: too long"))?;
         rest = tail;
     }
     if text.is_empty() {
@@ -231,6 +233,7 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("-3").is_err());
+        assert!(parse_duration("1e19s1e19s").is_err());
     }
 
     #[test]

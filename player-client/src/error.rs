@@ -36,6 +36,23 @@ pub enum PlayErrorKind {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// An HLS playlist with a value no stream has: a duration that is not a number, not above
+    /// zero or over an hour, or media sequence numbers past `u64::MAX`.
+    #[error("playlist {url} is invalid: {reason}")]
+    BadPlaylist {
+        /// The playlist URL.
+        url: String,
+        /// The value and what is wrong with it.
+        reason: String,
+    },
+    /// An HLS segment larger than its duration can hold.
+    #[error("segment {url} is invalid: {reason}")]
+    BadSegment {
+        /// The segment URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A live playlist stopped listing new segments without ending.
     #[error("playlist {url} listed no new segment for {secs:.1} s and has no EXT-X-ENDLIST")]
     StalePlaylist {
@@ -92,6 +109,8 @@ impl PlayErrorKind {
             PlayErrorKind::UnsupportedUrl(_) => "unsupported_url",
             PlayErrorKind::NotHls { .. } => "not_hls",
             PlayErrorKind::NotFlv { .. } => "not_flv",
+            PlayErrorKind::BadPlaylist { .. } => "bad_playlist",
+            PlayErrorKind::BadSegment { .. } => "bad_segment",
             PlayErrorKind::StalePlaylist { .. } => "stale_playlist",
             PlayErrorKind::HttpStatus { .. } => "http_status",
             PlayErrorKind::ClientErrorStorm { .. } => "client_error_storm",

@@ -17,7 +17,7 @@ use crate::http::{request_failure, status_failure};
 use crate::latency::stamp_in_annexb;
 use crate::session::Session;
 use crate::stats::Track;
-use playlist::{Entry, Parsed};
+use playlist::{Entry, Parsed, Rejected};
 use poll::Poller;
 
 /// Largest playlist accepted; anything bigger is not a live playlist.
@@ -30,6 +30,16 @@ const SEGMENT_404_PAUSE: Duration = Duration::from_millis(200);
 const MAX_CONSECUTIVE_4XX: u32 = 10;
 /// Master playlists followed before giving up (a master pointing at a master).
 const MAX_MASTER_HOPS: u32 = 2;
+/// A playlist body still arriving this long after its headers is abandoned and fetched again.
+const PLAYLIST_TIME: Duration = Duration::from_secs(10);
+/// Bytes a segment may carry per second of its duration (64 Mbit/s)...
+const SEGMENT_BYTES_PER_SEC: u64 = 8 << 20;
+/// ...and at least this many, however short it is; a larger one fails the session.
+const MIN_SEGMENT_BYTES: u64 = 16 << 20;
+/// A segment body may take this many times the segment's duration to arrive...
+const SEGMENT_TIME_FACTOR: u32 = 4;
+/// ...and at least this long; a slower one is abandoned and fetched again.
+const MIN_SEGMENT_TIME: Duration = Duration::from_secs(10);
 
 /// One frame of a downloaded segment, kept until the segment is complete.
 struct FrameInfo {
@@ -81,7 +91,13 @@ pub(crate) async fn play(url: &str, session: &mut Session<'_>) -> Result<(), Pla
             Ok(Parsed::Master(_)) => {
                 return Err(not_hls(&player.media_url, "master playlists nest too deep"));
             }
-            Err(reason) => return Err(not_hls(&player.media_url, &reason)),
+            Err(Rejected::NotHls(reason)) => return Err(not_hls(&player.media_url, &reason)),
+            Err(Rejected::Invalid(reason)) => {
+                return Err(PlayErrorKind::BadPlaylist {
+                    url: player.media_url.clone(),
+                    reason,
+                });
+            }
         };
         let plan = poller
             .reloaded(session.stats.now(), &list)
@@ -120,6 +136,18 @@ fn not_hls(url: &str, reason: &str) -> PlayErrorKind {
     }
 }
 
+/// The most bytes a segment lasting `duration` may carry, and how long its download may take.
+fn segment_limits(duration: Duration) -> (u64, Duration) {
+    let bytes = duration.as_millis() * u128::from(SEGMENT_BYTES_PER_SEC) / 1000;
+    let bytes = u64::try_from(bytes)
+        .unwrap_or(u64::MAX)
+        .max(MIN_SEGMENT_BYTES);
+    let time = duration
+        .saturating_mul(SEGMENT_TIME_FACTOR)
+        .max(MIN_SEGMENT_TIME);
+    (bytes, time)
+}
+
 impl Player {
     /// GETs `url`; `Ok(None)` when the session ended first.
     async fn get(
@@ -156,23 +184,29 @@ impl Player {
         }
     }
 
-    /// Streams a response body to `each` chunk by chunk; `Ok(false)` when the session ended.
+    /// Streams a response body to `each` chunk by chunk until it ends, which must be within
+    /// `within`; `Ok(false)` when the session ended.
     async fn read_body(
         url: &str,
         mut response: reqwest::Response,
         session: &mut Session<'_>,
+        within: Duration,
         mut each: impl FnMut(&[u8]) -> Result<(), Failure>,
     ) -> Result<bool, Failure> {
         let ended = session.ended();
         tokio::pin!(ended);
         let idle = session.options.idle_timeout;
         let mut last_data = Instant::now();
+        let deadline = last_data + within;
         loop {
             tokio::select! {
                 _ = &mut ended => return Ok(false),
                 _ = sleep_until(session.next_tick()) => session.tick(),
                 _ = sleep_until(last_data + idle) => {
                     return Err(Failure::retry("idle", format!("{url}: no data for {idle:?}")));
+                }
+                _ = sleep_until(deadline) => {
+                    return Err(Failure::retry("too_slow", format!("{url}: not complete within {within:?}")));
                 }
                 chunk = response.chunk() => match chunk {
                     Err(e) => return Err(request_failure(url, &e)),
@@ -197,7 +231,7 @@ impl Player {
             return Ok(None);
         };
         let mut body = BytesMut::new();
-        let complete = Self::read_body(&url, response, session, |chunk| {
+        let complete = Self::read_body(&url, response, session, PLAYLIST_TIME, |chunk| {
             body.extend_from_slice(chunk);
             if body.len() > MAX_PLAYLIST {
                 return Err(Failure::Fatal(not_hls(&url, "larger than 1 MiB")));
@@ -244,7 +278,8 @@ impl Player {
         }
     }
 
-    /// The frames of a segment; `Ok(None)` when the session ended first.
+    /// The frames of a segment; `Ok(None)` when the session ended first. A segment larger than
+    /// its duration can hold fails the session; one slower than its duration allows is retried.
     async fn download(
         &mut self,
         entry: &Entry,
@@ -253,9 +288,21 @@ impl Player {
         let Some(response) = self.get(&entry.url, session).await? else {
             return Ok(None);
         };
+        let (max_bytes, within) = segment_limits(entry.duration);
+        let mut bytes = 0u64;
         let mut demuxer = Demuxer::new();
         let mut frames = Vec::new();
-        let complete = Self::read_body(&entry.url, response, session, |chunk| {
+        let complete = Self::read_body(&entry.url, response, session, within, |chunk| {
+            bytes = bytes.saturating_add(chunk.len() as u64);
+            if bytes > max_bytes {
+                return Err(Failure::Fatal(PlayErrorKind::BadSegment {
+                    url: entry.url.clone(),
+                    reason: format!(
+                        "more than {max_bytes} bytes, the most a segment of {:?} may carry",
+                        entry.duration
+                    ),
+                }));
+            }
             let packets = demuxer
                 .push(chunk)
                 .map_err(|e| Failure::retry("demux", format!("{}: {e}", entry.url)))?;
@@ -283,7 +330,7 @@ impl Player {
             session.stats.frame(f.track, f.dts_ms, f.keyframe, f.stamp);
         }
         let start = self.media_end;
-        self.media_end += entry.duration;
+        self.media_end = self.media_end.saturating_add(entry.duration);
         session.stats.media(start, self.media_end);
         session.media_flowing();
     }
@@ -347,6 +394,20 @@ mod tests {
         }
         mux.write_audio(&mut ts, 90_000, &adts);
         ts
+    }
+
+    #[test]
+    fn segment_limits_grow_with_the_duration_from_a_floor() {
+        assert_eq!(
+            segment_limits(Duration::from_secs(1)),
+            (MIN_SEGMENT_BYTES, MIN_SEGMENT_TIME)
+        );
+        assert_eq!(
+            segment_limits(Duration::from_secs(6)),
+            (48 << 20, Duration::from_secs(24))
+        );
+        let (bytes, time) = segment_limits(Duration::MAX);
+        assert_eq!((bytes, time), (u64::MAX, Duration::MAX));
     }
 
     #[test]

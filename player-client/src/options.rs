@@ -7,7 +7,8 @@ use crate::qoe::QoeConfig;
 /// Options of one playback session.
 #[derive(Debug, Clone)]
 pub struct PlayOptions {
-    /// Stop after this much wall time; `None` plays until stopped or the stream ends.
+    /// Stop after this much wall time; `None` (or a duration past the clock's range) plays
+    /// until stopped or the stream ends.
     pub duration: Option<Duration>,
     /// Media buffered before playback starts (default 500 ms, a low-latency player's cushion;
     /// an origin's GOP cache usually delivers it at once). Zero starts on the first decodable

@@ -43,7 +43,7 @@ impl<'a> Session<'a> {
             options,
             backoff: Backoff::new(options.give_up_after),
             stop: stop.clone(),
-            deadline: options.duration.map(|d| now + d),
+            deadline: options.duration.and_then(|d| now.checked_add(d)),
             progress,
             next_tick: now + TICK,
             had_media: false,

@@ -76,8 +76,6 @@ impl Stats {
         self.bytes += n as u64;
     }
 
-    /// One received frame with its DTS in milliseconds; for video, whether it is a keyframe
-    /// and its SEI stamp, taken as available to the player now.
     /// Turns latency measurement on or off.
     pub(crate) fn set_stamps(&mut self, on: bool) {
         self.stamps = on;
@@ -88,6 +86,8 @@ impl Stats {
         self.stamps
     }
 
+    /// One received frame with its DTS in milliseconds; for video, whether it is a keyframe
+    /// and its SEI stamp, taken as available to the player now.
     pub(crate) fn frame(&mut self, track: Track, dts_ms: i64, keyframe: bool, stamp: Option<u64>) {
         let stamp = stamp.filter(|_| self.stamps);
         let slot = match track {

@@ -72,7 +72,7 @@ impl Poller {
             _ => 0,
         };
         if let Some(last) = fetch.last() {
-            self.next_seq = Some(last.seq + 1);
+            self.next_seq = Some(last.seq.saturating_add(1));
         } else if self.next_seq.is_none() && !list.segments.is_empty() {
             self.next_seq = Some(start);
         }
@@ -84,7 +84,7 @@ impl Poller {
             });
         }
         let quiet = now.saturating_sub(self.last_new);
-        if quiet >= list.target * STALE_TARGETS {
+        if quiet >= list.target.saturating_mul(STALE_TARGETS) {
             return Err(quiet);
         }
         let reload_after = if changed {
