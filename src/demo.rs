@@ -43,7 +43,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let cdn = edge.http_addr();
     let business = business_server::Server::bind(business_server::Config {
         listen: SocketAddr::new(args.host, args.business_port),
-        ..business_server::Config::default()
+        ..business_server::Config::demo()
     })
     .await?;
     let ws = business.http_addr();
@@ -65,6 +65,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  Streams    curl http://{http}/api/v1/streams");
     println!("  Metrics    curl http://{http}/metrics   (edge: http://{cdn}/metrics)");
     println!("  Business   ws://{ws}/ws?room=demo  (rooms, chat, gifts, flash sales; see docs/PROTOCOL.md)");
+    println!(
+        "             admin key {}, token secret {} (public demo values)",
+        business_server::config::DEMO_ADMIN_KEY,
+        business_server::config::DEMO_TOKEN_SECRET
+    );
     println!();
     println!(
         "Publish your own: ffmpeg -re -i input.mp4 -c copy -f flv rtmp://{}/live/<name>",

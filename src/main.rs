@@ -96,6 +96,9 @@ async fn edge(config: cdn_edge::Config) -> anyhow::Result<()> {
 
 async fn business(config: business_server::Config) -> anyhow::Result<()> {
     let running = business_server::Server::bind(config).await?;
+    for secret in running.generated_secrets() {
+        println!("{secret}");
+    }
     println!(
         "Business server: http://{} (WebSocket at /ws?room=R&token=T, {} store)",
         running.http_addr(),

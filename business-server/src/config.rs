@@ -9,6 +9,11 @@ use serde::Deserialize;
 ///
 /// [`Config::validate`] (run by `Server::bind`) refuses values that make no sense: zero
 /// counts, sizes and durations, durations above a day, non-finite or non-positive rates.
+///
+/// Secrets: an empty `admin_key` or `token_secret` is replaced at start by a random value
+/// (see [`Config::generate_missing_secrets`]); the public demo values
+/// ([`DEMO_ADMIN_KEY`], [`DEMO_TOKEN_SECRET`]) are refused unless `demo` is set, which only
+/// [`Config::demo`] (`livepulse demo`) does.
 #[derive(Debug, Clone, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -21,14 +26,24 @@ pub struct Config {
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
     #[arg(long, default_value = "lp:")]
     pub redis_prefix: String,
-    /// Key required in the `x-admin-key` header of admin endpoints.
-    #[arg(long, env = "LIVEPULSE_ADMIN_KEY", default_value = "livepulse-admin")]
+    /// Key required in the `x-admin-key` header of admin endpoints; when empty or not
+    /// given, a random one is generated and printed at start.
+    #[arg(
+        long,
+        env = "LIVEPULSE_ADMIN_KEY",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub admin_key: String,
-    /// Secret for HMAC-signed tokens; instances sharing rooms must share it.
+    /// Secret for HMAC-signed tokens; when empty or not given, a random one is generated
+    /// and printed at start. Instances sharing rooms must share it, so pass it explicitly.
     #[arg(
         long,
         env = "LIVEPULSE_TOKEN_SECRET",
-        default_value = "livepulse-dev-secret"
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true
     )]
     pub token_secret: String,
     /// Tick on which outgoing room traffic is merged into one batch.
@@ -79,12 +94,51 @@ pub struct Config {
     /// WebSocket read buffer per connection (smaller saves memory on idle members).
     #[arg(long, default_value_t = 4096)]
     pub read_buffer_bytes: usize,
+    /// Accepts the public demo secrets; never read from flags or files.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 #[derive(Parser)]
 struct Defaults {
     #[command(flatten)]
     config: Config,
+}
+
+/// Admin key of `livepulse demo`, printed by it and refused everywhere else.
+pub const DEMO_ADMIN_KEY: &str = "livepulse-admin";
+/// Token secret of `livepulse demo`, printed by it and refused everywhere else.
+pub const DEMO_TOKEN_SECRET: &str = "livepulse-dev-secret";
+
+/// A secret generated at start because none was configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedSecret {
+    /// What it is, e.g. `admin key`.
+    pub what: &'static str,
+    /// The command-line flag that chooses it, e.g. `--admin-key`.
+    pub flag: &'static str,
+    /// The generated value.
+    pub value: String,
+}
+
+impl std::fmt::Display for GeneratedSecret {
+    /// `admin key: <value> (generated; pass --admin-key to choose)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} (generated; pass {} to choose)",
+            self.what, self.value, self.flag
+        )
+    }
+}
+
+/// 32 random bytes from the thread's CSPRNG (seeded by the OS), as 64 hex digits.
+fn random_secret() -> String {
+    rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Default for Config {
@@ -139,7 +193,38 @@ fn rate(field: &'static str, value: f64) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// The defaults with the public demo secrets, accepted only here (`livepulse demo`).
+    pub fn demo() -> Self {
+        Self {
+            admin_key: DEMO_ADMIN_KEY.into(),
+            token_secret: DEMO_TOKEN_SECRET.into(),
+            demo: true,
+            ..Self::default()
+        }
+    }
+
+    /// Replaces an empty `admin_key` or `token_secret` with a random value and returns
+    /// what was generated, for printing once at start.
+    pub fn generate_missing_secrets(&mut self) -> Vec<GeneratedSecret> {
+        let mut generated = Vec::new();
+        for (value, what, flag) in [
+            (&mut self.admin_key, "admin key", "--admin-key"),
+            (&mut self.token_secret, "token secret", "--token-secret"),
+        ] {
+            if value.is_empty() {
+                *value = random_secret();
+                generated.push(GeneratedSecret {
+                    what,
+                    flag,
+                    value: value.clone(),
+                });
+            }
+        }
+        generated
+    }
+
     /// Checks every field; the error names the first bad one (`business.batch_ms ...`).
+    /// Empty secrets pass: they are generated at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.redis {
             if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
@@ -157,11 +242,19 @@ impl Config {
                 "must be at most 64 bytes without spaces or control characters",
             )?;
         }
-        if self.admin_key.is_empty() {
-            refuse("admin_key", "must not be empty")?;
-        }
-        if self.token_secret.is_empty() {
-            refuse("token_secret", "must not be empty")?;
+        if !self.demo {
+            if self.admin_key == DEMO_ADMIN_KEY {
+                refuse(
+                    "admin_key",
+                    format!("is the public demo key `{DEMO_ADMIN_KEY}`: choose your own, or leave it out to get a generated one"),
+                )?;
+            }
+            if self.token_secret == DEMO_TOKEN_SECRET {
+                refuse(
+                    "token_secret",
+                    format!("is the public demo secret `{DEMO_TOKEN_SECRET}`: choose your own, or leave it out to get a generated one"),
+                )?;
+            }
         }
         millis("batch_ms", self.batch_ms, MAX_INTERVAL_MS)?;
         millis("stats_interval_ms", self.stats_interval_ms, MAX_INTERVAL_MS)?;
@@ -226,8 +319,10 @@ mod tests {
         let cases: Vec<(&str, Tweak)> = vec![
             ("redis", |c| c.redis = Some("not a url".into())),
             ("redis_prefix", |c| c.redis_prefix = "a b".into()),
-            ("admin_key", |c| c.admin_key.clear()),
-            ("token_secret", |c| c.token_secret.clear()),
+            ("admin_key", |c| c.admin_key = DEMO_ADMIN_KEY.into()),
+            ("token_secret", |c| {
+                c.token_secret = DEMO_TOKEN_SECRET.into()
+            }),
             ("batch_ms", |c| c.batch_ms = 0),
             ("batch_ms", |c| c.batch_ms = MAX_INTERVAL_MS + 1),
             ("stats_interval_ms", |c| c.stats_interval_ms = 0),
@@ -259,6 +354,36 @@ mod tests {
             refused(|c| c.batch_ms = 0).to_string(),
             "business.batch_ms must be 1..=86400000 ms, got 0"
         );
+    }
+
+    #[test]
+    fn missing_secrets_are_generated_and_demo_ones_refused_outside_demo() {
+        let mut c = Config {
+            admin_key: String::new(),
+            token_secret: String::new(),
+            ..Config::default()
+        };
+        let generated = c.generate_missing_secrets();
+        assert_eq!(generated.len(), 2);
+        assert_eq!(generated[0].value, c.admin_key);
+        assert_eq!(generated[1].value, c.token_secret);
+        assert_eq!(c.admin_key.len(), 64);
+        assert_ne!(c.admin_key, c.token_secret);
+        assert!(generated[0]
+            .to_string()
+            .ends_with("(generated; pass --admin-key to choose)"));
+        c.validate().unwrap();
+        assert!(c.generate_missing_secrets().is_empty());
+
+        let demo = Config::demo();
+        demo.validate().unwrap();
+        let explicit = Config {
+            demo: false,
+            ..demo
+        };
+        let e = explicit.validate().unwrap_err();
+        assert_eq!(e.field, "admin_key");
+        assert!(e.to_string().contains(DEMO_ADMIN_KEY), "{e}");
     }
 
     #[test]

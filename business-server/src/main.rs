@@ -19,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let running = Server::bind(Cli::parse().config).await?;
+    for secret in running.generated_secrets() {
+        println!("{secret}");
+    }
     println!(
         "business-server listening on http://{} ({} store)",
         running.http_addr(),

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::TokenSigner;
-use crate::config::Config;
+use crate::config::{Config, GeneratedSecret};
 use crate::limit::{IpLimiter, UserRates};
 use crate::metrics::Metrics;
 use crate::room::{RoomHub, Timing};
@@ -62,12 +62,19 @@ pub struct Running {
     stop: oneshot::Sender<()>,
     serve: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    generated: Vec<GeneratedSecret>,
 }
 
 impl Server {
     /// Binds `config.listen`, opens the store and starts serving HTTP and WebSocket.
-    pub async fn bind(config: Config) -> anyhow::Result<Running> {
+    /// Missing secrets are generated (see [`Running::generated_secrets`]); invalid
+    /// settings, including the demo secrets outside demo mode, are refused.
+    pub async fn bind(mut config: Config) -> anyhow::Result<Running> {
         config.validate()?;
+        let generated = config.generate_missing_secrets();
+        if config.redis.is_some() && generated.iter().any(|g| g.flag == "--token-secret") {
+            tracing::warn!("token secret generated for a shared Redis: instances sharing rooms must be given the same --token-secret");
+        }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::default());
@@ -114,6 +121,7 @@ impl Server {
             stop,
             serve,
             sweeper,
+            generated,
         })
     }
 }
@@ -122,6 +130,11 @@ impl Running {
     /// Address serving HTTP and WebSocket.
     pub fn http_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Secrets generated at start because none were configured; print them once.
+    pub fn generated_secrets(&self) -> &[GeneratedSecret] {
+        &self.generated
     }
 
     /// Store backend in use (`memory` or `redis`).

@@ -5,3 +5,4 @@ mod common;
 mod flash_sale;
 mod rooms;
 mod slow_consumer;
+mod startup;
