@@ -268,6 +268,17 @@ impl Metrics {
         Self::second(&mut r, sec).errors += n;
     }
 
+    /// Records a panic of one iteration as a `panic` error, now; true for the workload's first.
+    pub fn panicked(&self) -> bool {
+        let sec = self.second_of(Instant::now());
+        let mut r = self.inner.lock();
+        let count = r.errors.entry("panic".to_string()).or_default();
+        *count += 1;
+        let first = *count == 1;
+        Self::second(&mut r, sec).errors += 1;
+        first
+    }
+
     /// Counts an outcome of `kind`.
     pub fn outcome(&self, kind: &str) {
         *self
@@ -370,6 +381,8 @@ mod tests {
             t0 + Duration::from_millis(1500),
         );
         m.error("connect");
+        assert!(m.panicked());
+        assert!(!m.panicked());
         {
             let _a = m.active();
             assert_eq!(m.active_now(), 1);
@@ -380,6 +393,7 @@ mod tests {
         assert_eq!(r.seconds.len(), 2);
         assert_eq!(r.seconds[1].ops["request"].len(), 1);
         assert_eq!(r.errors["connect"], 1);
+        assert_eq!(r.errors["panic"], 2);
         let p = r.pulses[&0];
         assert_eq!(p.last - p.first, Duration::from_millis(100));
         assert_eq!(p.max_lag, Duration::from_millis(150));

@@ -175,16 +175,19 @@ async fn run_workload(
 ) {
     let end = start + duration;
     let session = spec.driver.is_session();
+    let workload: Arc<str> = spec.name.as_str().into();
     let mut tasks = JoinSet::new();
     match Schedule::new(&spec.model, duration, shard) {
         Schedule::Closed(users) => {
             for user in users {
                 let (driver, metrics, stop) = (driver.clone(), metrics.clone(), hard_stop.clone());
+                let workload = workload.clone();
                 tasks.spawn(async move {
                     tokio::time::sleep_until((start + user.at).into()).await;
                     let _active = metrics.active();
                     while Instant::now() < end && !stop.is_cancelled() {
                         let ctx = Ctx {
+                            workload: &workload,
                             index: user.index,
                             intended: Instant::now(),
                             pulse: None,
@@ -230,9 +233,11 @@ async fn run_workload(
                     hard_stop.clone(),
                     in_flight.clone(),
                 );
+                let workload = workload.clone();
                 tasks.spawn(async move {
                     let _active = metrics.active();
                     let ctx = Ctx {
+                        workload: &workload,
                         index: a.index,
                         intended,
                         pulse: a.pulse,

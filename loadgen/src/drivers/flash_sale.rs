@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::pool::{build_request, split_http_url, Pool};
 use super::token::Signer;
 use super::ws::{connect, error_code};
-use super::Ctx;
+use super::{timeout, Ctx};
 
 /// How buyers reach the sale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, clap::ValueEnum)]
@@ -76,6 +76,7 @@ impl FlashSaleSpec {
             self.create_stock.is_none() || self.admin_key.is_some(),
             "create_stock needs admin_key"
         );
+        timeout(self.timeout_secs)?;
         Ok(())
     }
 }
@@ -83,6 +84,7 @@ impl FlashSaleSpec {
 /// A ready `flash-sale` driver.
 pub struct Buyer {
     spec: FlashSaleSpec,
+    timeout: Duration,
     pool: Pool,
     purchase_path: String,
     ws_base: String,
@@ -94,12 +96,11 @@ impl Buyer {
     pub async fn new(spec: &FlashSaleSpec, first_shard: bool) -> anyhow::Result<Self> {
         let (authority, base) = split_http_url(&spec.url)?;
         let base = base.trim_end_matches('/').to_string();
+        let timeout = timeout(spec.timeout_secs)?;
         let buyer = Self {
             spec: spec.clone(),
-            pool: Pool::new(
-                authority.clone(),
-                Duration::from_secs_f64(spec.timeout_secs),
-            ),
+            timeout,
+            pool: Pool::new(authority.clone(), timeout),
             purchase_path: format!("{base}/api/v1/sales/{}/purchase", spec.sale),
             ws_base: format!("ws://{authority}{base}/ws"),
             signer: Signer::new(&spec.token_secret),
@@ -220,7 +221,7 @@ impl Buyer {
         ws.send(Message::text(request.to_string()))
             .await
             .map_err(|_| "send".to_string())?;
-        let result = tokio::time::timeout(Duration::from_secs_f64(self.spec.timeout_secs), async {
+        let result = tokio::time::timeout(self.timeout, async {
             while let Some(msg) = ws.next().await {
                 let Ok(Message::Text(text)) = msg else {
                     continue;

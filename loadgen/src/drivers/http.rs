@@ -1,13 +1,13 @@
 //! `http`: GET or POST a URL, like wrk; latency from the intended start.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::pool::{build_request, split_http_url, Pool};
-use super::Ctx;
+use super::{timeout, Ctx};
 use crate::template::expand;
 
 /// Settings of the `http` driver.
@@ -47,7 +47,7 @@ impl HttpSpec {
     pub fn check(&self) -> anyhow::Result<()> {
         split_http_url(&expand(&self.url, 0))?;
         anyhow::ensure!(valid_method(&self.method), "bad method {:?}", self.method);
-        anyhow::ensure!(self.timeout_secs > 0.0, "timeout_secs must be positive");
+        timeout(self.timeout_secs)?;
         for (k, v) in &self.headers {
             anyhow::ensure!(
                 !k.contains([':', '\r', '\n']) && !v.contains(['\r', '\n']),
@@ -77,7 +77,7 @@ impl Requester {
         let fixed = (!spec.url.contains('{'))
             .then(|| build_request(&spec.method, &path, &authority, &headers, body.as_bytes()));
         Ok(Self {
-            pool: Pool::new(authority, Duration::from_secs_f64(spec.timeout_secs)),
+            pool: Pool::new(authority, timeout(spec.timeout_secs)?),
             spec: spec.clone(),
             headers,
             fixed,

@@ -9,9 +9,13 @@ mod token;
 mod ws;
 mod ws_chat;
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +27,14 @@ pub use token::Signer;
 pub use ws_chat::WsChatSpec;
 
 use crate::metrics::Metrics;
+
+/// A `timeout_secs` setting as a duration: finite and above zero.
+fn timeout(secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("timeout_secs must be a positive number, got {secs}"))
+}
 
 /// A driver as written in a scenario (`driver = { kind = "hls-play", url = "…" }`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -101,6 +113,8 @@ impl DriverSpec {
 
 /// What one iteration knows.
 pub struct Ctx<'a> {
+    /// Name of the workload, for logs.
+    pub workload: &'a str,
     /// Global arrival or user index.
     pub index: u64,
     /// When the iteration was meant to start; latency is measured from here.
@@ -176,9 +190,10 @@ impl Driver {
         })
     }
 
-    /// Runs one iteration; its start is recorded even if the driver ended before [`Ctx::go`].
+    /// Runs one iteration; its start is recorded even if the driver ended before [`Ctx::go`],
+    /// and a panic in it ends only this iteration (see [`contain`]).
     pub async fn iterate(&self, ctx: &Ctx<'_>) {
-        self.dispatch(ctx).await;
+        contain(ctx, self.dispatch(ctx)).await;
         if !ctx.started.load(Relaxed) {
             ctx.go().await;
         }
@@ -194,5 +209,68 @@ impl Driver {
             Driver::FlashSale(d) => Box::pin(d.iterate(ctx)).await,
             Driver::Http(d) => Box::pin(d.iterate(ctx)).await,
         }
+    }
+}
+
+/// Runs `iteration` so that a panic in it ends only it, not the user's task: the panic counts as
+/// a `panic` error of the workload, and the workload's first one is logged with its message
+/// (what makes one user panic usually makes every user panic).
+pub(crate) async fn contain(ctx: &Ctx<'_>, iteration: impl Future<Output = ()>) {
+    let Err(payload) = AssertUnwindSafe(iteration).catch_unwind().await else {
+        return;
+    };
+    if ctx.metrics.panicked() {
+        tracing::error!(
+            workload = ctx.workload,
+            index = ctx.index,
+            "an iteration panicked: {}; later panics of this workload are counted, not logged",
+            panic_message(&*payload)
+        );
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_iteration_is_counted_and_the_next_one_runs() {
+        let metrics = Metrics::new(Instant::now());
+        let stop = CancellationToken::new();
+        let ctx = Ctx {
+            workload: "viewers",
+            index: 7,
+            intended: Instant::now(),
+            pulse: None,
+            end: Instant::now(),
+            stop: &stop,
+            metrics: &metrics,
+            started: Default::default(),
+        };
+        // Unwinding as a panic does, without the panic hook's report on stderr.
+        let panic = |payload: Box<dyn Any + Send>| async { std::panic::resume_unwind(payload) };
+        contain(&ctx, panic(Box::new("a bug"))).await;
+        contain(&ctx, panic(Box::new(format!("a bug in viewer {}", 7)))).await;
+        contain(&ctx, async { ctx.metrics.outcome("played") }).await;
+        let recorded = metrics.finish();
+        assert_eq!(recorded.errors.get("panic"), Some(&2));
+        assert_eq!(recorded.outcomes.get("played"), Some(&1));
+        assert_eq!(recorded.seconds[0].errors, 2);
+    }
+
+    #[test]
+    fn panic_messages_are_kept() {
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&String::from("formatted")), "formatted");
+        assert_eq!(panic_message(&42u8), "(no message)");
     }
 }

@@ -128,7 +128,7 @@ impl Player {
         let m = ctx.metrics;
         match s.startup_ms {
             Some(ms) => {
-                let startup = Duration::from_secs_f64(ms / 1000.0);
+                let startup = millis(ms);
                 m.record_at("startup", startup, started + startup);
             }
             None => m.error("no_startup"),
@@ -144,7 +144,7 @@ impl Player {
             );
         }
         for join in &s.joins {
-            let caught_up = started + Duration::from_secs_f64(join.caught_up_secs.max(0.0));
+            let caught_up = started + millis(join.caught_up_secs * 1000.0);
             m.record_at("catch_up", millis(join.catch_up_ms), caught_up);
         }
         let viewing_ms = s.played_secs * 1000.0 + s.stall_ms;
@@ -165,14 +165,14 @@ impl Player {
     }
 }
 
-/// A non-negative duration from milliseconds.
+/// A duration from milliseconds; zero for a value that is not one (negative, not finite).
 fn millis(ms: f64) -> Duration {
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sampled;
+    use super::*;
 
     #[test]
     fn samples_are_spread_evenly() {
@@ -181,5 +181,13 @@ mod tests {
         assert!((0..10).all(|i| sampled(i, 1.0)));
         assert!((0..10).all(|i| !sampled(i, 0.0)));
         assert_eq!((0..1000).filter(|&i| sampled(i, 0.25)).count(), 250);
+    }
+
+    #[test]
+    fn milliseconds_that_are_not_a_duration_are_zero() {
+        assert_eq!(millis(1500.0), Duration::from_millis(1500));
+        for ms in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(millis(ms), Duration::ZERO, "{ms}");
+        }
     }
 }

@@ -17,6 +17,8 @@ const MAX_HEADERS: usize = 64;
 const MAX_HEAD: usize = 64 * 1024;
 /// Read buffer per connection.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest body kept for the caller (answers to parse); larger ones fail the request.
+const MAX_KEPT_BODY: usize = 1 << 20;
 
 /// Why a request failed, as an error kind for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum HttpFailure {
     Io,
     /// The response was not valid HTTP/1.1.
     Protocol,
+    /// A body to keep was larger than [`MAX_KEPT_BODY`].
+    TooLarge,
 }
 
 impl HttpFailure {
@@ -39,6 +43,7 @@ impl HttpFailure {
             HttpFailure::Timeout => "timeout",
             HttpFailure::Io => "io",
             HttpFailure::Protocol => "bad_response",
+            HttpFailure::TooLarge => "body_too_large",
         }
     }
 }
@@ -188,9 +193,11 @@ impl Conn {
         if !no_body {
             match framing {
                 Framing::Length(n) => loop {
-                    let take = ((n - len) as usize).min(self.buf.len());
+                    let take = usize::try_from(n - len)
+                        .unwrap_or(usize::MAX)
+                        .min(self.buf.len());
                     if keep_body {
-                        kept.extend_from_slice(&self.buf[..take]);
+                        keep(&mut kept, &self.buf[..take])?;
                     }
                     self.buf.advance(take);
                     len += take as u64;
@@ -208,7 +215,7 @@ impl Conn {
                     loop {
                         len += self.buf.len() as u64;
                         if keep_body {
-                            kept.extend_from_slice(&self.buf);
+                            keep(&mut kept, &self.buf)?;
                         }
                         self.buf.clear();
                         if self.fill().await? == 0 {
@@ -247,7 +254,7 @@ impl Conn {
             let size = u64::from_str_radix(size_hex, 16).map_err(|_| HttpFailure::Protocol)?;
             self.buf.advance(line_end + 2);
             // The chunk plus its CRLF (for the last chunk: the empty trailer line).
-            let need = size + 2;
+            let need = size.checked_add(2).ok_or(HttpFailure::Protocol)?;
             let mut got = 0u64;
             while got < need {
                 if self.buf.is_empty() && self.fill().await? == 0 {
@@ -256,17 +263,26 @@ impl Conn {
                 let take = (need - got).min(self.buf.len() as u64) as usize;
                 let data_end = take.min(size.saturating_sub(got) as usize);
                 if let Some(k) = kept.as_deref_mut() {
-                    k.extend_from_slice(&self.buf[..data_end]);
+                    keep(k, &self.buf[..data_end])?;
                 }
                 self.buf.advance(take);
                 got += take as u64;
             }
-            total += size;
+            total = total.checked_add(size).ok_or(HttpFailure::Protocol)?;
             if size == 0 {
                 return Ok(total);
             }
         }
     }
+}
+
+/// Appends body bytes to what is kept, up to [`MAX_KEPT_BODY`].
+fn keep(kept: &mut BytesMut, data: &[u8]) -> Result<(), HttpFailure> {
+    if kept.len() + data.len() > MAX_KEPT_BODY {
+        return Err(HttpFailure::TooLarge);
+    }
+    kept.extend_from_slice(data);
+    Ok(())
 }
 
 /// Parses a response head: status, body framing, keep-alive, head length.
@@ -391,6 +407,22 @@ mod tests {
             pool.idle.lock().is_empty(),
             "a closed connection is not reused"
         );
+    }
+
+    #[tokio::test]
+    async fn absurd_chunk_sizes_and_bodies_too_large_to_keep_fail_the_request() {
+        let addr = canned(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc",
+        ])
+        .await;
+        let pool = Pool::new(addr.clone(), Duration::from_secs(5));
+        let req = build_request("GET", "/", &addr, &[], b"");
+        let conn = pool.checkout().await.expect("conn");
+        let err = pool.send(conn, &req, false).await.err();
+        assert_eq!(err, Some(HttpFailure::Protocol));
+        let mut kept = BytesMut::new();
+        assert_eq!(keep(&mut kept, &[0; MAX_KEPT_BODY]), Ok(()));
+        assert_eq!(keep(&mut kept, b"x"), Err(HttpFailure::TooLarge));
     }
 
     #[tokio::test]

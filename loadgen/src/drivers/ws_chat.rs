@@ -61,7 +61,11 @@ impl WsChatSpec {
     pub fn check(&self) -> anyhow::Result<()> {
         check_url(&self.url)?;
         anyhow::ensure!(self.rooms > 0, "rooms must be positive");
-        anyhow::ensure!(self.send_rate >= 0.0, "send_rate must not be negative");
+        anyhow::ensure!(
+            self.send_rate.is_finite() && self.send_rate >= 0.0,
+            "send_rate must be a number of messages per second, got {}",
+            self.send_rate
+        );
         anyhow::ensure!(
             self.message.contains("{stamp}"),
             "message must contain {{stamp}}"
