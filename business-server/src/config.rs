@@ -94,6 +94,16 @@ pub struct Config {
     /// WebSocket read buffer per connection (smaller saves memory on idle members).
     #[arg(long, default_value_t = 4096)]
     pub read_buffer_bytes: usize,
+    /// How long a flash-sale purchase answer is replayed for retries with the same
+    /// idempotency key, counted from the key's first attempt (24 h, as payment APIs do).
+    /// Within it a key never buys twice; after it, the key is a new attempt.
+    #[arg(long, default_value_t = 86_400_000)]
+    pub idempotency_ttl_ms: u64,
+    /// Most answers one sale remembers in the memory store; when full, expired answers are
+    /// forgotten first, then `sold_out`/`limit_reached` ones, and new keys are refused
+    /// (`store_unavailable`) while only sales remain. Keep it above the largest stock.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub idempotency_max_keys: usize,
     /// Accepts the public demo secrets; never read from flags or files.
     #[arg(skip)]
     #[serde(skip)]
@@ -150,6 +160,8 @@ impl Default for Config {
 
 /// Longest interval or tick any setting accepts: a day, in milliseconds.
 pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Longest idempotency TTL: 30 days, in milliseconds.
+pub const MAX_IDEMPOTENCY_TTL_MS: u64 = 30 * MAX_INTERVAL_MS;
 
 /// A setting the server refuses to start with; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,6 +291,12 @@ impl Config {
         positive("messages_burst", u64::from(self.messages_burst))?;
         positive("max_conns_per_ip", u64::from(self.max_conns_per_ip))?;
         positive("read_buffer_bytes", self.read_buffer_bytes as u64)?;
+        millis(
+            "idempotency_ttl_ms",
+            self.idempotency_ttl_ms,
+            MAX_IDEMPOTENCY_TTL_MS,
+        )?;
+        positive("idempotency_max_keys", self.idempotency_max_keys as u64)?;
         Ok(())
     }
 }
@@ -292,6 +310,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.listen, "127.0.0.1:8090".parse().unwrap());
         assert_eq!(c.batch_ms, 50);
+        assert_eq!(c.idempotency_ttl_ms, 24 * 3600 * 1000);
         assert!(c.redis.is_none());
         assert!(c.allow_anonymous);
         c.validate().unwrap();
@@ -341,6 +360,11 @@ mod tests {
             ("messages_burst", |c| c.messages_burst = 0),
             ("max_conns_per_ip", |c| c.max_conns_per_ip = 0),
             ("read_buffer_bytes", |c| c.read_buffer_bytes = 0),
+            ("idempotency_ttl_ms", |c| c.idempotency_ttl_ms = 0),
+            ("idempotency_ttl_ms", |c| {
+                c.idempotency_ttl_ms = MAX_IDEMPOTENCY_TTL_MS + 1
+            }),
+            ("idempotency_max_keys", |c| c.idempotency_max_keys = 0),
         ];
         for (field, tweak) in cases {
             let e = refused(tweak);

@@ -33,11 +33,48 @@ pub struct Metrics {
     pub batches_missed: AtomicU64,
     /// Members disconnected for lagging.
     pub lagging_dropped: AtomicU64,
+    idempotency_keys: AtomicI64,
+    forgotten: [AtomicU64; Forgotten::ALL.len()],
     purchases: [AtomicU64; OutcomeKind::ALL.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
 }
 
+/// Why the memory store forgot idempotency answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// The answer outlived the TTL.
+    Expired,
+    /// The sale's book was full; refusals (`sold_out`, `limit_reached`) went first.
+    Capacity,
+}
+
+impl Forgotten {
+    /// All reasons (index = `self as usize`).
+    pub const ALL: [Forgotten; 2] = [Self::Expired, Self::Capacity];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Capacity => "capacity",
+        }
+    }
+}
+
 impl Metrics {
+    /// Counts `n` idempotency answers newly remembered.
+    pub fn remembered(&self, n: usize) {
+        self.idempotency_keys
+            .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Relaxed);
+    }
+
+    /// Counts `n` idempotency answers forgotten for `reason`.
+    pub fn forgot(&self, reason: Forgotten, n: usize) {
+        self.forgotten[reason as usize].fetch_add(n as u64, Relaxed);
+        self.idempotency_keys
+            .fetch_sub(i64::try_from(n).unwrap_or(i64::MAX), Relaxed);
+    }
+
     /// Counts one purchase answer.
     pub fn purchase(&self, kind: OutcomeKind) {
         self.purchases[kind as usize].fetch_add(1, Relaxed);
@@ -138,6 +175,21 @@ impl Metrics {
             "Members disconnected for lagging.",
             &self.lagging_dropped,
         );
+        gauge(
+            &mut out,
+            "business_idempotency_keys",
+            "Idempotency answers remembered (memory store).",
+            self.idempotency_keys.load(Relaxed),
+        );
+        let _ = writeln!(out, "# HELP business_idempotency_evicted_total Idempotency answers forgotten by the memory store, by reason.\n# TYPE business_idempotency_evicted_total counter");
+        for reason in Forgotten::ALL {
+            let _ = writeln!(
+                out,
+                "business_idempotency_evicted_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.forgotten[reason as usize].load(Relaxed)
+            );
+        }
         let _ = writeln!(out, "# HELP business_purchases_total Purchase answers by outcome.\n# TYPE business_purchases_total counter");
         for kind in OutcomeKind::ALL {
             let _ = writeln!(
@@ -170,7 +222,12 @@ mod tests {
         m.purchase(OutcomeKind::SoldOut);
         m.error(ErrorCode::RateLimited);
         m.sent(3, 30);
+        m.remembered(3);
+        m.forgot(Forgotten::Capacity, 2);
         let text = m.render("memory");
+        assert!(text.contains("business_idempotency_keys 1\n"));
+        assert!(text.contains("business_idempotency_evicted_total{reason=\"capacity\"} 2"));
+        assert!(text.contains("business_idempotency_evicted_total{reason=\"expired\"} 0"));
         assert!(text.contains("business_purchases_total{outcome=\"sold_out\"} 1"));
         assert!(text.contains("business_errors_total{code=\"rate_limited\"} 1"));
         assert!(text.contains("business_bytes_out_total 30"));

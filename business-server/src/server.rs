@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::room::{RoomHub, Timing};
 use crate::store::{self, Store};
 
-/// How long idle per-user rate buckets are kept.
+/// How long idle per-user rate buckets are kept, and the period of sweeps.
 const RATE_IDLE: Duration = Duration::from_secs(60);
 /// How long shutdown waits for members and the HTTP server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -79,7 +79,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(RoomHub::new(config.send_queue, metrics.clone()));
-        let store = store::open(&config, hub.clone()).await?;
+        let store = store::open(&config, hub.clone(), metrics.clone()).await?;
         let state = Arc::new(AppState {
             signer: TokenSigner::new(config.token_secret.as_bytes()),
             chat_rates: UserRates::new(config.chat_per_sec, config.chat_burst),
@@ -101,6 +101,7 @@ impl Server {
                 loop {
                     tick.tick().await;
                     state.chat_rates.sweep(RATE_IDLE, Instant::now());
+                    state.store.sweep(now_ms());
                 }
             }
         });

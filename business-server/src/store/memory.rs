@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 
 use super::{EventSink, Store, StoreError};
 use crate::gift::{top, Rank};
-use crate::sale::{MemorySale, Outcome, SaleSpec, SaleState};
+use crate::metrics::Metrics;
+use crate::sale::{AnswerLimits, MemorySale, Outcome, SaleSpec, SaleState};
 
 #[derive(Default)]
 struct RoomData {
@@ -24,15 +25,19 @@ pub struct MemoryStore {
     sink: Arc<dyn EventSink>,
     rooms: DashMap<String, Arc<RoomData>>,
     sales: DashMap<String, Arc<MemorySale>>,
+    answers: AnswerLimits,
+    metrics: Arc<Metrics>,
 }
 
 impl MemoryStore {
-    /// A store delivering events to `sink`.
-    pub fn new(sink: Arc<dyn EventSink>) -> Self {
+    /// A store delivering events to `sink`, remembering purchase answers within `answers`.
+    pub fn new(sink: Arc<dyn EventSink>, answers: AnswerLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             sink,
             rooms: DashMap::new(),
             sales: DashMap::new(),
+            answers,
+            metrics,
         }
     }
 
@@ -102,7 +107,11 @@ impl Store for MemoryStore {
         match self.sales.entry(spec.id.clone()) {
             dashmap::Entry::Occupied(_) => Err(StoreError::SaleExists(spec.id.clone())),
             dashmap::Entry::Vacant(v) => {
-                v.insert(Arc::new(MemorySale::new(spec.clone())));
+                v.insert(Arc::new(MemorySale::new(
+                    spec.clone(),
+                    self.answers,
+                    self.metrics.clone(),
+                )));
                 Ok(())
             }
         }
@@ -119,8 +128,19 @@ impl Store for MemoryStore {
         key: &str,
         now_ms: u64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let sale = self.sales.get(id).map(|s| s.clone());
-        Ok(sale.map(|s| s.purchase(user, key, now_ms)))
+        let Some(sale) = self.sales.get(id).map(|s| s.clone()) else {
+            return Ok(None);
+        };
+        sale.purchase(user, key, now_ms)
+            .map(Some)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    fn sweep(&self, now_ms: u64) {
+        let sales: Vec<Arc<MemorySale>> = self.sales.iter().map(|s| s.clone()).collect();
+        for sale in sales {
+            sale.sweep(now_ms);
+        }
     }
 
     fn close(&self) {}

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 
 use crate::config::Config;
 use crate::gift::Rank;
-use crate::sale::{Outcome, SaleSpec, SaleState};
+use crate::metrics::Metrics;
+use crate::sale::{AnswerLimits, Outcome, SaleSpec, SaleState};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,7 @@ pub trait Store: Send + Sync {
     async fn sale(&self, id: &str) -> Result<Option<SaleState>, StoreError>;
 
     /// One purchase attempt, decided atomically; `None` when the sale does not exist.
+    /// The answer is replayed for retries with the same user and key within the TTL.
     async fn purchase(
         &self,
         id: &str,
@@ -75,14 +77,27 @@ pub trait Store: Send + Sync {
         now_ms: u64,
     ) -> Result<Option<Outcome>, StoreError>;
 
+    /// Forgets purchase answers expired at `now_ms` (Redis expires them by itself).
+    fn sweep(&self, _now_ms: u64) {}
+
     /// Stops background work (subscriptions).
     fn close(&self);
 }
 
 /// Opens the backend chosen by `config.redis`.
-pub async fn open(config: &Config, sink: Arc<dyn EventSink>) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(
+    config: &Config,
+    sink: Arc<dyn EventSink>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let answers = AnswerLimits {
+        ttl_ms: config.idempotency_ttl_ms,
+        max_keys: config.idempotency_max_keys,
+    };
     Ok(match &config.redis {
-        Some(url) => Arc::new(redis::RedisStore::open(url, &config.redis_prefix, sink).await?),
-        None => Arc::new(memory::MemoryStore::new(sink)),
+        Some(url) => Arc::new(
+            redis::RedisStore::open(url, &config.redis_prefix, answers.ttl_ms, sink).await?,
+        ),
+        None => Arc::new(memory::MemoryStore::new(sink, answers, metrics)),
     })
 }

@@ -16,9 +16,10 @@ use crate::gift::Rank;
 use crate::sale::{Outcome, OutcomeCounts, SaleSpec, SaleState};
 
 /// Decides one purchase: replay of a known key, then start time, per-user limit, stock.
-/// KEYS: sale hash, per-user counts hash, answers hash. ARGV: user, answer field, now_ms.
+/// The answer is kept under its own key for the idempotency TTL.
+/// KEYS: sale hash, per-user counts hash, answer key. ARGV: user, ttl_ms, now_ms.
 const PURCHASE_LUA: &str = r#"
-local prev = redis.call('HGET', KEYS[3], ARGV[2])
+local prev = redis.call('GET', KEYS[3])
 if prev then return prev end
 local sale = redis.call('HMGET', KEYS[1], 'start_at_ms', 'per_user_limit', 'remaining')
 if not sale[1] then return 'unknown' end
@@ -38,7 +39,7 @@ else
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
   res = 'success:' .. sold
 end
-redis.call('HSET', KEYS[3], ARGV[2], res)
+redis.call('SET', KEYS[3], res, 'PX', ARGV[2])
 return res
 "#;
 
@@ -76,6 +77,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     instance: String,
+    answer_ttl_ms: u64,
     subscriber: AbortHandle,
     purchase: Script,
     create: Script,
@@ -88,8 +90,14 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 
 impl RedisStore {
     /// Connects, subscribes to every room channel under `prefix`, and starts delivering
-    /// events to `sink`. Returns once the subscription is active.
-    pub async fn open(url: &str, prefix: &str, sink: Arc<dyn EventSink>) -> anyhow::Result<Self> {
+    /// events to `sink`; purchase answers expire after `answer_ttl_ms`. Returns once the
+    /// subscription is active.
+    pub async fn open(
+        url: &str,
+        prefix: &str,
+        answer_ttl_ms: u64,
+        sink: Arc<dyn EventSink>,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = client.get_connection_manager().await?;
         let channel_prefix = format!("{prefix}room:");
@@ -99,6 +107,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
+            answer_ttl_ms,
             instance: format!("{:016x}", rand::random::<u64>()),
             subscriber,
             purchase: Script::new(PURCHASE_LUA),
@@ -146,6 +155,11 @@ async fn run_subscriber(
             }
         };
     }
+}
+
+/// Key holding the answer for one user and idempotency key; it shares the sale's hash tag.
+fn answer_key(sale_key: &str, user: &str, key: &str) -> String {
+    format!("{sale_key}:answer:{user}\n{key}")
 }
 
 fn field<T: std::str::FromStr>(h: &HashMap<String, String>, name: &str) -> Result<T, StoreError> {
@@ -290,9 +304,9 @@ impl Store for RedisStore {
             .purchase
             .key(&sale)
             .key(format!("{sale}:users"))
-            .key(format!("{sale}:answers"))
+            .key(answer_key(&sale, user, key))
             .arg(user)
-            .arg(format!("{user}\n{key}"))
+            .arg(self.answer_ttl_ms)
             .arg(now_ms)
             .invoke_async(&mut self.conn.clone())
             .await

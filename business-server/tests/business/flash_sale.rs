@@ -212,3 +212,62 @@ async fn redis_websocket_purchase_across_instances() {
         s.shutdown().await;
     }
 }
+
+async fn buy(addr: SocketAddr, sale: &str, user: &str, key: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/sales/{sale}/purchase"))
+        .header(
+            "authorization",
+            format!("Bearer {}", token(user, "*", Role::Viewer)),
+        )
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_answers_expire_after_the_idempotency_ttl() {
+    let Some((servers, redis)) =
+        instances(Backend::Redis, 1, |c| c.idempotency_ttl_ms = 60_000).await
+    else {
+        return;
+    };
+    let redis = redis.expect("a Redis server");
+    let addr = servers[0].http_addr();
+    let created = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/sales"))
+        .header("x-admin-key", ADMIN)
+        .json(&json!({"id": "ttl1", "item": "phone", "stock": 3, "per_user_limit": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let first = buy(addr, "ttl1", "alice", "k1").await;
+    assert_eq!(first["order"], 1);
+    assert_eq!(buy(addr, "ttl1", "alice", "k1").await, first);
+
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let answer = "lp:sale:{ttl1}:answer:alice\nk1";
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(answer)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&ttl), "answer PTTL {ttl}");
+    // What Redis does when the TTL runs out: the key is gone and the next try decides anew.
+    let _: () = redis::cmd("DEL")
+        .arg(answer)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(buy(addr, "ttl1", "alice", "k1").await["order"], 2);
+    assert_eq!(buy(addr, "ttl1", "alice", "k1").await["order"], 2);
+    servers.into_iter().next().unwrap().shutdown().await;
+}
