@@ -58,6 +58,16 @@ pub struct Config {
     /// Consecutive missed batches after which a member is disconnected.
     #[arg(long, default_value_t = 40)]
     pub max_lag_batches: u32,
+    /// Most events a room holds for its next batch, so the most in one batch. When full,
+    /// chat and presence events are dropped first, oldest first; notices, gifts, likes,
+    /// online counts and leaderboards only when no chat is left.
+    #[arg(long, default_value_t = 4096)]
+    pub room_pending_events: usize,
+    /// Most bytes of events a room holds for its next batch (at least 16 KiB and twice
+    /// `max_message_bytes`, so any event fits); a member's queue thus holds at most
+    /// `send_queue` times this.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub room_pending_bytes: usize,
     /// Largest accepted text message; larger ones get `message_too_large`.
     #[arg(long, default_value_t = 4096)]
     pub max_message_bytes: usize,
@@ -160,6 +170,9 @@ impl Default for Config {
 
 /// Longest interval or tick any setting accepts: a day, in milliseconds.
 pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Smallest `room_pending_bytes`: room for the largest server-made event (a notice of 500
+/// escaped characters, a leaderboard) with margin.
+pub const MIN_ROOM_PENDING_BYTES: usize = 16 * 1024;
 /// Longest idempotency TTL: 30 days, in milliseconds.
 pub const MAX_IDEMPOTENCY_TTL_MS: u64 = 30 * MAX_INTERVAL_MS;
 
@@ -272,6 +285,17 @@ impl Config {
         millis("stats_interval_ms", self.stats_interval_ms, MAX_INTERVAL_MS)?;
         positive("send_queue", self.send_queue as u64)?;
         positive("max_lag_batches", u64::from(self.max_lag_batches))?;
+        positive("room_pending_events", self.room_pending_events as u64)?;
+        let floor = MIN_ROOM_PENDING_BYTES.max(self.max_message_bytes.saturating_mul(2));
+        if self.room_pending_bytes < floor {
+            refuse(
+                "room_pending_bytes",
+                format!(
+                    "must be at least {floor} ({MIN_ROOM_PENDING_BYTES} and twice business.max_message_bytes), got {}",
+                    self.room_pending_bytes
+                ),
+            )?;
+        }
         positive("max_message_bytes", self.max_message_bytes as u64)?;
         positive("max_frame_bytes", self.max_frame_bytes as u64)?;
         if self.max_frame_bytes < self.max_message_bytes {
@@ -347,6 +371,13 @@ mod tests {
             ("stats_interval_ms", |c| c.stats_interval_ms = 0),
             ("send_queue", |c| c.send_queue = 0),
             ("max_lag_batches", |c| c.max_lag_batches = 0),
+            ("room_pending_events", |c| c.room_pending_events = 0),
+            ("room_pending_bytes", |c| c.room_pending_bytes = 0),
+            ("room_pending_bytes", |c| c.room_pending_bytes = 1000),
+            ("room_pending_bytes", |c| {
+                c.max_message_bytes = 1 << 20;
+                c.room_pending_bytes = 1 << 20;
+            }),
             ("max_message_bytes", |c| c.max_message_bytes = 0),
             ("max_frame_bytes", |c| c.max_frame_bytes = 0),
             ("max_frame_bytes", |c| c.max_frame_bytes = 100),

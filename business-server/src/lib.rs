@@ -10,6 +10,7 @@ pub mod config;
 pub mod gift;
 pub mod limit;
 pub mod metrics;
+pub mod pending;
 pub mod protocol;
 pub mod room;
 pub mod sale;

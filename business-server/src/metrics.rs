@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+use crate::pending::{Dropped, Priority};
 use crate::protocol::ErrorCode;
 use crate::sale::OutcomeKind;
 
@@ -34,6 +35,7 @@ pub struct Metrics {
     /// Members disconnected for lagging.
     pub lagging_dropped: AtomicU64,
     idempotency_keys: AtomicI64,
+    events_dropped: [AtomicU64; Priority::ALL.len()],
     forgotten: [AtomicU64; Forgotten::ALL.len()],
     purchases: [AtomicU64; OutcomeKind::ALL.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
@@ -62,6 +64,15 @@ impl Forgotten {
 }
 
 impl Metrics {
+    /// Counts room events dropped because a room's pending events were full.
+    pub fn events_dropped(&self, dropped: Dropped) {
+        for (counter, n) in self.events_dropped.iter().zip(dropped) {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
     /// Counts `n` idempotency answers newly remembered.
     pub fn remembered(&self, n: usize) {
         self.idempotency_keys
@@ -175,6 +186,15 @@ impl Metrics {
             "Members disconnected for lagging.",
             &self.lagging_dropped,
         );
+        let _ = writeln!(out, "# HELP business_events_dropped_total Room events dropped because the room's pending events were full, by priority.\n# TYPE business_events_dropped_total counter");
+        for p in Priority::ALL {
+            let _ = writeln!(
+                out,
+                "business_events_dropped_total{{priority=\"{}\"}} {}",
+                p.as_str(),
+                self.events_dropped[p as usize].load(Relaxed)
+            );
+        }
         gauge(
             &mut out,
             "business_idempotency_keys",

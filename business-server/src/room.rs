@@ -1,7 +1,8 @@
 //! Rooms: membership, batching on a short tick, and fan-out of one shared buffer.
 //!
 //! Events for a room (from this or, through the store, any instance) are collected in
-//! `pending`. Every tick the room's task encodes them into one `batch` message and hands
+//! `pending`, bounded in count and bytes (chat and presence give way first, see
+//! [`crate::pending`]). Every tick the room's task encodes them into one `batch` message and hands
 //! the same [`Utf8Bytes`] to every member queue with `try_send`. A member whose queue is
 //! full misses that batch; after `max_lag` consecutive misses it is disconnected. The
 //! room never waits for a member.
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::gift::{Rank, LEADERBOARD_SIZE};
 use crate::metrics::Metrics;
+use crate::pending::{Pending, PendingLimits};
 use crate::protocol::{encode_batch, Event};
 use crate::store::{EventSink, Store};
 
@@ -73,21 +75,23 @@ struct Slot {
 pub struct Room {
     name: Arc<str>,
     members: Mutex<HashMap<u64, Slot>>,
-    pending: Mutex<Vec<Arc<str>>>,
+    pending: Mutex<Pending>,
     likes: AtomicU64,
     stats_running: AtomicBool,
     leaderboard: Mutex<Vec<Rank>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Room {
-    fn new(name: Arc<str>) -> Self {
+    fn new(name: Arc<str>, limits: PendingLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             name,
             members: Mutex::new(HashMap::new()),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::new(limits)),
             likes: AtomicU64::new(0),
             stats_running: AtomicBool::new(false),
             leaderboard: Mutex::new(Vec::new()),
+            metrics,
         }
     }
 
@@ -96,9 +100,10 @@ impl Room {
         &self.name
     }
 
-    /// Queues an encoded event for the next batch.
+    /// Queues an encoded event for the next batch, dropping what the bounds require.
     pub fn push(&self, event: Arc<str>) {
-        self.pending.lock().push(event);
+        let dropped = self.pending.lock().push(event);
+        self.metrics.events_dropped(dropped);
     }
 
     /// Adds likes to be aggregated at the next tick.
@@ -131,17 +136,20 @@ pub struct RoomHub {
     rooms: DashMap<Arc<str>, Arc<Room>>,
     next_id: AtomicU64,
     send_queue: usize,
+    pending: PendingLimits,
     closing: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
 impl RoomHub {
-    /// An empty hub whose members queue up to `send_queue` batches.
-    pub fn new(send_queue: usize, metrics: Arc<Metrics>) -> Self {
+    /// An empty hub whose members queue up to `send_queue` batches and whose rooms hold
+    /// up to `pending` for their next batch.
+    pub fn new(send_queue: usize, pending: PendingLimits, metrics: Arc<Metrics>) -> Self {
         Self {
             rooms: DashMap::new(),
             next_id: AtomicU64::new(1),
             send_queue,
+            pending,
             closing: AtomicBool::new(false),
             metrics,
         }
@@ -158,7 +166,7 @@ impl RoomHub {
         let mut created = false;
         let entry = self.rooms.entry(room.into()).or_insert_with(|| {
             created = true;
-            Arc::new(Room::new(room.into()))
+            Arc::new(Room::new(room.into(), self.pending, self.metrics.clone()))
         });
         entry.members.lock().insert(
             id,
@@ -254,7 +262,7 @@ pub async fn run(hub: Arc<RoomHub>, room: Arc<Room>, store: Arc<dyn Store>, timi
                 tokio::spawn(refresh_stats(room.clone(), store.clone(), timing.stats));
             }
         }
-        let events = std::mem::take(&mut *room.pending.lock());
+        let events = room.pending.lock().take();
         if !events.is_empty() {
             seq += 1;
             broadcast(&room, &hub.metrics, seq, &events, timing.max_lag);
@@ -336,10 +344,15 @@ async fn refresh_stats(room: Arc<Room>, store: Arc<dyn Store>, period: Duration)
 mod tests {
     use super::*;
 
+    const ROOMY: PendingLimits = PendingLimits {
+        max_events: 64,
+        max_bytes: 1 << 20,
+    };
+
     #[tokio::test]
     async fn full_queue_misses_batches_then_kicks() {
         let metrics = Arc::new(Metrics::default());
-        let hub = RoomHub::new(1, metrics.clone());
+        let hub = RoomHub::new(1, ROOMY, metrics.clone());
         let slow = hub.join("r").unwrap();
         let mut fast = hub.join("r").unwrap();
         assert!(slow.created && !fast.created);
@@ -357,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn every_member_gets_the_same_buffer() {
         let metrics = Arc::new(Metrics::default());
-        let hub = RoomHub::new(4, metrics.clone());
+        let hub = RoomHub::new(4, ROOMY, metrics.clone());
         let mut a = hub.join("r").unwrap();
         let mut b = hub.join("r").unwrap();
         broadcast(
@@ -373,10 +386,42 @@ mod tests {
 
     #[test]
     fn closing_hub_kicks_and_refuses() {
-        let hub = RoomHub::new(4, Arc::new(Metrics::default()));
+        let hub = RoomHub::new(4, ROOMY, Arc::new(Metrics::default()));
         let m = hub.join("r").unwrap();
         hub.close_all();
         assert_eq!(m.link.reason(), Some(Kick::ShuttingDown));
         assert!(hub.join("r").is_none());
+    }
+
+    #[test]
+    fn a_flooded_room_keeps_notices_and_counts_dropped_chat() {
+        let metrics = Arc::new(Metrics::default());
+        let limits = PendingLimits {
+            max_events: 4,
+            max_bytes: 1 << 20,
+        };
+        let hub = RoomHub::new(4, limits, metrics.clone());
+        let m = hub.join("r").unwrap();
+        let notice = Event::Notice {
+            text: "sale starts",
+            level: "info",
+        }
+        .encode();
+        m.room.push(notice.clone());
+        for i in 0..10 {
+            hub.deliver(
+                "r",
+                Event::Join {
+                    user: &format!("u{i}"),
+                }
+                .encode(),
+            );
+        }
+        let events = m.room.pending.lock().take();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0], notice);
+        let text = metrics.render("memory");
+        assert!(text.contains("business_events_dropped_total{priority=\"low\"} 7"));
+        assert!(text.contains("business_events_dropped_total{priority=\"high\"} 0"));
     }
 }

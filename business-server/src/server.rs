@@ -12,6 +12,7 @@ use crate::auth::TokenSigner;
 use crate::config::{Config, GeneratedSecret};
 use crate::limit::{IpLimiter, UserRates};
 use crate::metrics::Metrics;
+use crate::pending::PendingLimits;
 use crate::room::{RoomHub, Timing};
 use crate::store::{self, Store};
 
@@ -78,7 +79,11 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::default());
-        let hub = Arc::new(RoomHub::new(config.send_queue, metrics.clone()));
+        let pending = PendingLimits {
+            max_events: config.room_pending_events,
+            max_bytes: config.room_pending_bytes,
+        };
+        let hub = Arc::new(RoomHub::new(config.send_queue, pending, metrics.clone()));
         let store = store::open(&config, hub.clone(), metrics.clone()).await?;
         let state = Arc::new(AppState {
             signer: TokenSigner::new(config.token_secret.as_bytes()),
