@@ -23,7 +23,7 @@ use crate::workload::Schedule;
 /// released by one timer tick with nothing left to do but send, like a synchronizing timer.
 /// Spread arrivals start at their instant and share keep-alive connections.
 const PULSE_LEAD: Duration = Duration::from_secs(3);
-/// A session that ends early is restarted after this pause.
+/// A session that ends early is restarted after this pause, unless the workload ends first.
 const SESSION_RETRY: Duration = Duration::from_secs(1);
 
 /// How to run.
@@ -197,8 +197,11 @@ async fn run_workload(
                             started: Default::default(),
                         };
                         driver.iterate(&ctx).await;
-                        if session && Instant::now() + SESSION_RETRY < end {
-                            tokio::time::sleep(SESSION_RETRY).await;
+                        if session {
+                            // Also in the last pause before the end: a session that fails at
+                            // once is not restarted in a tight loop.
+                            let retry_at = (Instant::now() + SESSION_RETRY).min(end);
+                            tokio::time::sleep_until(retry_at.into()).await;
                         }
                     }
                 });
