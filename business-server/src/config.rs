@@ -104,6 +104,13 @@ pub struct Config {
     /// WebSocket read buffer per connection (smaller saves memory on idle members).
     #[arg(long, default_value_t = 4096)]
     pub read_buffer_bytes: usize,
+    /// Period of the WebSocket pings the server sends every member.
+    #[arg(long, default_value_t = 15_000)]
+    pub ping_interval_ms: u64,
+    /// A member that sends nothing (no pong, no message) for this long is closed with
+    /// code 4408; must exceed `ping_interval_ms`.
+    #[arg(long, default_value_t = 45_000)]
+    pub idle_timeout_ms: u64,
     /// How long a flash-sale purchase answer is replayed for retries with the same
     /// idempotency key, counted from the key's first attempt (24 h, as payment APIs do).
     /// Within it a key never buys twice; after it, the key is a new attempt.
@@ -315,6 +322,17 @@ impl Config {
         positive("messages_burst", u64::from(self.messages_burst))?;
         positive("max_conns_per_ip", u64::from(self.max_conns_per_ip))?;
         positive("read_buffer_bytes", self.read_buffer_bytes as u64)?;
+        millis("ping_interval_ms", self.ping_interval_ms, MAX_INTERVAL_MS)?;
+        millis("idle_timeout_ms", self.idle_timeout_ms, MAX_INTERVAL_MS)?;
+        if self.idle_timeout_ms <= self.ping_interval_ms {
+            refuse(
+                "idle_timeout_ms",
+                format!(
+                    "({}) must exceed business.ping_interval_ms ({})",
+                    self.idle_timeout_ms, self.ping_interval_ms
+                ),
+            )?;
+        }
         millis(
             "idempotency_ttl_ms",
             self.idempotency_ttl_ms,
@@ -391,6 +409,14 @@ mod tests {
             ("messages_burst", |c| c.messages_burst = 0),
             ("max_conns_per_ip", |c| c.max_conns_per_ip = 0),
             ("read_buffer_bytes", |c| c.read_buffer_bytes = 0),
+            ("ping_interval_ms", |c| c.ping_interval_ms = 0),
+            ("idle_timeout_ms", |c| c.idle_timeout_ms = 0),
+            ("idle_timeout_ms", |c| {
+                c.idle_timeout_ms = MAX_INTERVAL_MS + 1
+            }),
+            ("idle_timeout_ms", |c| {
+                c.idle_timeout_ms = c.ping_interval_ms
+            }),
             ("idempotency_ttl_ms", |c| c.idempotency_ttl_ms = 0),
             ("idempotency_ttl_ms", |c| {
                 c.idempotency_ttl_ms = MAX_IDEMPOTENCY_TTL_MS + 1

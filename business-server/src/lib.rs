@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod gift;
 pub mod limit;
+pub mod liveness;
 pub mod metrics;
 pub mod pending;
 pub mod protocol;

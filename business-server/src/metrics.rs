@@ -34,6 +34,10 @@ pub struct Metrics {
     pub batches_missed: AtomicU64,
     /// Members disconnected for lagging.
     pub lagging_dropped: AtomicU64,
+    /// WebSocket pings sent to members.
+    pub pings: AtomicU64,
+    /// Members closed because nothing, not even a pong, arrived for the idle deadline.
+    pub idle_closed: AtomicU64,
     idempotency_keys: AtomicI64,
     events_dropped: [AtomicU64; Priority::ALL.len()],
     forgotten: [AtomicU64; Forgotten::ALL.len()],
@@ -185,6 +189,18 @@ impl Metrics {
             "business_lagging_dropped_total",
             "Members disconnected for lagging.",
             &self.lagging_dropped,
+        );
+        counter(
+            &mut out,
+            "business_pings_total",
+            "WebSocket pings sent to members.",
+            &self.pings,
+        );
+        counter(
+            &mut out,
+            "business_idle_closed_total",
+            "Members closed after the idle deadline without a pong or message.",
+            &self.idle_closed,
         );
         let _ = writeln!(out, "# HELP business_events_dropped_total Room events dropped because the room's pending events were full, by priority.\n# TYPE business_events_dropped_total counter");
         for p in Priority::ALL {

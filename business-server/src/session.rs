@@ -15,6 +15,7 @@ use crate::api::ApiError;
 use crate::auth::{valid_name, Role};
 use crate::gift;
 use crate::limit::{IpSlot, TokenBucket};
+use crate::liveness::{Due, Liveness};
 use crate::protocol::{
     self, valid_color, ChatIn, ClientMessage, Direct, ErrorCode, Event, ProtoError,
 };
@@ -35,6 +36,8 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_FORBIDDEN: u16 = 4403;
 /// Close code for members dropped because they lagged.
 pub const CLOSE_LAGGING: u16 = 4008;
+/// Close code for members that sent nothing, not even a pong, for the idle deadline.
+pub const CLOSE_IDLE: u16 = 4408;
 
 /// Query of `/ws`.
 #[derive(Debug, Deserialize)]
@@ -55,6 +58,7 @@ enum Exit {
     Leave,
     Kicked(Kick),
     FrameTooLarge,
+    Idle,
 }
 
 /// `GET /ws?room=R&token=T`: checks the room and the per-IP limit, then upgrades.
@@ -184,6 +188,14 @@ async fn run(
             let reason = format!("lagging: missed {missed} batches in a row");
             close(socket, CLOSE_LAGGING, &reason).await
         }
+        Exit::Idle => {
+            app.metrics.idle_closed.fetch_add(1, Relaxed);
+            let reason = format!(
+                "idle: nothing received for {} ms",
+                app.config.idle_timeout_ms
+            );
+            close(socket, CLOSE_IDLE, &reason).await
+        }
     }
 }
 
@@ -243,12 +255,17 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await;
 }
 
-/// Sends one frame unless the member is kicked first.
+/// Sends one text frame unless the member is kicked first.
 async fn send(socket: &mut WebSocket, link: &MemberLink, text: Utf8Bytes) -> Result<(), Exit> {
+    send_frame(socket, link, Message::Text(text)).await
+}
+
+/// Sends one frame unless the member is kicked first.
+async fn send_frame(socket: &mut WebSocket, link: &MemberLink, frame: Message) -> Result<(), Exit> {
     tokio::select! {
         biased;
         kick = link.kicked() => Err(Exit::Kicked(kick)),
-        sent = socket.send(Message::Text(text)) => sent.map_err(|_| Exit::Gone),
+        sent = socket.send(frame) => sent.map_err(|_| Exit::Gone),
     }
 }
 
@@ -289,6 +306,14 @@ impl Member {
         mut rx: mpsc::Receiver<Utf8Bytes>,
         link: &MemberLink,
     ) -> Exit {
+        let c = &self.app.config;
+        let mut live = Liveness::new(
+            Instant::now(),
+            Duration::from_millis(c.ping_interval_ms),
+            Duration::from_millis(c.idle_timeout_ms),
+        );
+        let timer = tokio::time::sleep_until(live.deadline().into());
+        tokio::pin!(timer);
         loop {
             tokio::select! {
                 biased;
@@ -302,6 +327,7 @@ impl Member {
                     None => return link.reason().map_or(Exit::Gone, Exit::Kicked),
                 },
                 incoming = socket.recv() => {
+                    live.heard(Instant::now());
                     let text = match incoming {
                         None => return Exit::Gone,
                         Some(Err(e)) => {
@@ -328,6 +354,20 @@ impl Member {
                     if let Err(exit) = self.on_text(socket, link, text.as_str()).await {
                         return exit;
                     }
+                }
+                () = &mut timer => {
+                    match live.poll(Instant::now()) {
+                        Some(Due::Idle) => return Exit::Idle,
+                        Some(Due::Ping) => {
+                            self.app.metrics.pings.fetch_add(1, Relaxed);
+                            let ping = Message::Ping(axum::body::Bytes::new());
+                            if let Err(exit) = send_frame(socket, link, ping).await {
+                                return exit;
+                            }
+                        }
+                        None => {}
+                    }
+                    timer.as_mut().reset(live.deadline().into());
                 }
             }
         }

@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod flash_sale;
+mod liveness;
 mod rooms;
 mod slow_consumer;
 mod startup;
