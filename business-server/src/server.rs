@@ -106,7 +106,8 @@ impl Server {
                 loop {
                     tick.tick().await;
                     state.chat_rates.sweep(RATE_IDLE, Instant::now());
-                    state.store.sweep(now_ms());
+                    let store = state.store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.sweep(now_ms())).await;
                 }
             }
         });
