@@ -94,9 +94,9 @@ pub(crate) fn parse(base: &str, body: &[u8]) -> Result<Parsed, Rejected> {
                 .and_then(|count| first.checked_add(count))
                 .ok_or_else(|| {
                     Rejected::Invalid(format!(
-                        "EXT-X-MEDIA-SEQUENCE {first} with {} segments runs past {}",
-                        media.segments.len(),
-                        u64::MAX
+                        "EXT-X-MEDIA-SEQUENCE {first} with {} segment(s) leaves no sequence \
+                         number for the next segment",
+                        media.segments.len()
                     ))
                 })?;
             let segments = media
@@ -309,7 +309,11 @@ mod tests {
             "#EXT-X-MEDIA-SEQUENCE:{}\n#EXTINF:1,\nz.ts\n#EXTINF:1,",
             u64::MAX - 1
         );
-        assert!(invalid(&tags).contains("runs past"), "{}", invalid(&tags));
+        assert!(
+            invalid(&tags).contains("no sequence number"),
+            "{}",
+            invalid(&tags)
+        );
         for sequence in ["-1", "18446744073709551616", "x"] {
             let reason = invalid(&format!("#EXT-X-MEDIA-SEQUENCE:{sequence}\n#EXTINF:1,"));
             assert!(
