@@ -282,6 +282,33 @@ pub fn threads_named(prefix: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The `livepulse` binary, built once per test process by the cargo running the tests
+/// (`cargo build --bin livepulse`, nothing to do when it is up to date).
+pub fn livepulse_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the tests crate is in the workspace");
+        let out = Command::new(cargo)
+            .current_dir(workspace)
+            .args(["build", "--quiet", "--message-format=json"])
+            .args(["--package", "livepulse", "--bin", "livepulse"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building livepulse failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "livepulse")
+            .find_map(|message| message["executable"].as_str().map(Into::into))
+            .expect("cargo names the livepulse executable")
+    })
+    .clone()
+}
+
 /// Serves `app` on an ephemeral loopback port for the rest of the test.
 pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
