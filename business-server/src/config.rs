@@ -8,7 +8,8 @@ use serde::Deserialize;
 /// Business server settings. Every field has a default; durations are milliseconds.
 ///
 /// [`Config::validate`] (run by `Server::bind`) refuses values that make no sense: zero
-/// counts, sizes and durations, durations above a day, non-finite or non-positive rates.
+/// counts, sizes and durations, durations above a day (30 days for the idempotency TTL),
+/// an idle timeout not above the ping interval, non-finite or non-positive rates.
 ///
 /// Secrets: an empty `admin_key` or `token_secret` is replaced at start by a random value
 /// (see [`Config::generate_missing_secrets`]); the public demo values
