@@ -56,7 +56,7 @@ stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/de
 # run_load <target> <label>: fan-out run; sets deliveries, p50, p99, cpu.
 run_load() {
   local target=$1 out="$work/$2.load" rate=${RATE}
-  "$load_bin" --target "$target" --addr "$addr" --members "$MEMBERS" --senders "$SENDERS" \
+  "$load_bin" --target "$target" --addr "$addr" --secret bench-secret --members "$MEMBERS" --senders "$SENDERS" \
     --rate "$rate" --secs "$SECS" --warmup 2 >"$out" 2>&1 &
   local pid=$!
   until grep -q READY "$out" 2>/dev/null; do
@@ -79,7 +79,7 @@ run_load() {
 run_idle() {
   local target=$1 out="$work/$2.idle"
   local r0; r0=$(rss_kb "$server_pid")
-  "$load_bin" --target "$target" --addr "$addr" --members "$IDLE_MEMBERS" --rate 0 --secs 8 >"$out" 2>&1 &
+  "$load_bin" --target "$target" --addr "$addr" --secret bench-secret --members "$IDLE_MEMBERS" --rate 0 --secs 8 >"$out" 2>&1 &
   local pid=$!
   until grep -q READY "$out" 2>/dev/null; do
     kill -0 "$pid" 2>/dev/null || { cat "$out"; exit 1; }
@@ -94,7 +94,7 @@ run_idle() {
   rss_total=$r1
 }
 
-business_args=(--listen 127.0.0.1:0 --max-conns-per-ip 100000 --chat-per-sec 10000 --chat-burst 10000
+business_args=(--listen 127.0.0.1:0 --token-secret bench-secret --max-conns-per-ip 100000 --chat-per-sec 10000 --chat-burst 10000
   --messages-per-sec 10000 --messages-burst 10000 --presence-events false)
 
 echo "== business-server: $MEMBERS members, $RATE msg/s"

@@ -100,12 +100,12 @@ for n in 200 1000; do
 done
 
 biz_port=$(free_port)
-taskset -c 0 "$bin" business --listen "127.0.0.1:$biz_port" --max-conns-per-ip 30000 >/dev/null 2>&1 &
+taskset -c 0 "$bin" business --listen "127.0.0.1:$biz_port" --token-secret bench-secret --max-conns-per-ip 30000 >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$biz_port"
 ws="ws://127.0.0.1:$biz_port/ws?room={room}&token={token}"
-gen ws-chat "$ws" --members 100 --rooms 10 --send-rate 0 --token-secret livepulse-dev-secret --ramp 2s --duration 8s --json "$work/idle0.json"
-gen ws-chat "$ws" --members 15000 --rooms 10 --send-rate 0 --token-secret livepulse-dev-secret --ramp 10s --duration 20s --json "$work/idle.json"
+gen ws-chat "$ws" --members 100 --rooms 10 --send-rate 0 --token-secret bench-secret --ramp 2s --duration 8s --json "$work/idle0.json"
+gen ws-chat "$ws" --members 15000 --rooms 10 --send-rate 0 --token-secret bench-secret --ramp 10s --duration 20s --json "$work/idle.json"
 python3 - "$work/idle0.json" "$work/idle.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
@@ -113,6 +113,6 @@ ra, rb = a["generators"][0]["max_rss_bytes"], b["generators"][0]["max_rss_bytes"
 n = b["workloads"][0]["operations"]["connect"]["count"] - a["workloads"][0]["operations"]["connect"]["count"]
 print(f"idle ws members: {n} more connected members took {(rb - ra) / 2**20:.1f} MiB more: {(rb - ra) / n:.0f} B per idle connection")
 PY
-gen ws-chat "$ws" --members 5000 --rooms 10 --senders 50 --send-rate 2 --token-secret livepulse-dev-secret --ramp 5s --duration 30s --json "$work/chat.json"
+gen ws-chat "$ws" --members 5000 --rooms 10 --senders 50 --send-rate 2 --token-secret bench-secret --ramp 5s --duration 30s --json "$work/chat.json"
 report "ws-chat (10 rooms, 100 msg/s in)" 5000 "$work/chat.json"
 field "$work/chat.json" "'  deliveries: %d, deliver p99 %.1f ms' % (r['workloads'][0]['operations']['deliver']['count'], r['workloads'][0]['operations']['deliver']['p99_ms'])"

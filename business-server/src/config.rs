@@ -1,5 +1,6 @@
 //! Server configuration, from the command line (clap) or a file (serde).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -122,6 +123,10 @@ pub struct Config {
     /// (`store_unavailable`) while only sales remain. Keep it above the largest stock.
     #[arg(long, default_value_t = 1_000_000)]
     pub idempotency_max_keys: usize,
+    /// Connection caps and deadlines of the HTTP listener (every connection, WebSocket
+    /// members included; `max_conns_per_ip` further caps WebSockets).
+    #[command(flatten)]
+    pub listener: net_guard::Limits,
     /// Accepts the public demo secrets; never read from flags or files.
     #[arg(skip)]
     #[serde(skip)]
@@ -188,15 +193,15 @@ pub const MAX_IDEMPOTENCY_TTL_MS: u64 = 30 * MAX_INTERVAL_MS;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("business.{field} {problem}")]
 pub struct ConfigError {
-    /// Field name, as in the config file (`batch_ms`).
-    pub field: &'static str,
+    /// Field name, as in the config file (`batch_ms`, `listener.idle_timeout_secs`).
+    pub field: Cow<'static, str>,
     /// What is wrong with its value.
     pub problem: String,
 }
 
 fn refuse(field: &'static str, problem: impl Into<String>) -> Result<(), ConfigError> {
     Err(ConfigError {
-        field,
+        field: field.into(),
         problem: problem.into(),
     })
 }
@@ -324,6 +329,19 @@ impl Config {
         positive("max_conns_per_ip", u64::from(self.max_conns_per_ip))?;
         positive("read_buffer_bytes", self.read_buffer_bytes as u64)?;
         millis("ping_interval_ms", self.ping_interval_ms, MAX_INTERVAL_MS)?;
+        self.listener.validate().map_err(|e| ConfigError {
+            field: format!("listener.{}", e.field).into(),
+            problem: e.problem,
+        })?;
+        if self.listener.idle_timeout_secs * 1000.0 <= self.ping_interval_ms as f64 {
+            refuse(
+                "ping_interval_ms",
+                format!(
+                    "({}) must be below listener.idle_timeout_secs ({} s): pings are what keep a quiet member's connection moving",
+                    self.ping_interval_ms, self.listener.idle_timeout_secs
+                ),
+            )?;
+        }
         millis("idle_timeout_ms", self.idle_timeout_ms, MAX_INTERVAL_MS)?;
         if self.idle_timeout_ms <= self.ping_interval_ms {
             refuse(

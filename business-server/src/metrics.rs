@@ -43,6 +43,17 @@ pub struct Metrics {
     forgotten: [AtomicU64; Forgotten::ALL.len()],
     purchases: [AtomicU64; OutcomeKind::ALL.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
+    listener: net_guard::Stats,
+}
+
+impl Metrics {
+    /// Counters that also show the HTTP listener's connection counters.
+    pub fn new(listener: net_guard::Stats) -> Self {
+        Self {
+            listener,
+            ..Self::default()
+        }
+    }
 }
 
 /// Why the memory store forgot idempotency answers.
@@ -244,6 +255,7 @@ impl Metrics {
                 self.errors[code as usize].load(Relaxed)
             );
         }
+        out.push_str(&self.listener.render_text("business"));
         out
     }
 }

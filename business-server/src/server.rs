@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSigner;
 use crate::config::{Config, GeneratedSecret};
@@ -60,8 +60,8 @@ pub struct Server;
 pub struct Running {
     addr: SocketAddr,
     state: Arc<AppState>,
-    stop: oneshot::Sender<()>,
-    serve: JoinHandle<std::io::Result<()>>,
+    stop: CancellationToken,
+    serve: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     generated: Vec<GeneratedSecret>,
 }
@@ -78,7 +78,8 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let metrics = Arc::new(Metrics::default());
+        let admission = net_guard::Admission::new(config.listener.clone());
+        let metrics = Arc::new(Metrics::new(admission.stats().clone()));
         let pending = PendingLimits {
             max_events: config.room_pending_events,
             max_bytes: config.room_pending_bytes,
@@ -111,16 +112,13 @@ impl Server {
                 }
             }
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app =
-            crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stop = CancellationToken::new();
+        let serve = tokio::spawn(net_guard::serve_http(
+            listener,
+            crate::api::router(state.clone()),
+            admission,
+            stop.clone(),
+        ));
         tracing::info!(%addr, backend = state.store.backend(), "business server listening");
         Ok(Running {
             addr,
@@ -152,7 +150,7 @@ impl Running {
     /// Disconnects every member (close 1001), stops accepting, and waits briefly for both.
     pub async fn shutdown(self) {
         self.state.hub.close_all();
-        let _ = self.stop.send(());
+        self.stop.cancel();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.state.metrics.connections.load(Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -38,6 +38,9 @@ pub struct Config {
     /// Period of origin health checks.
     #[arg(long, default_value_t = 2000)]
     pub health_interval_ms: u64,
+    /// Connection caps and deadlines of the listener.
+    #[command(flatten)]
+    pub listener: net_guard::Limits,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             key_params: Vec::new(),
             flv_linger_ms: 2000,
             health_interval_ms: 2000,
+            listener: net_guard::Limits::default(),
         }
     }
 }
@@ -63,6 +67,25 @@ impl Config {
             origins,
             ..Self::default()
         }
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.origins.is_empty(), "origins: at least one is needed");
+        anyhow::ensure!(self.cache_bytes > 0, "cache_bytes must be positive, got 0");
+        anyhow::ensure!(
+            self.health_interval_ms >= 100,
+            "health_interval_ms must be at least 100, got {}",
+            self.health_interval_ms
+        );
+        anyhow::ensure!(
+            self.flv_linger_ms <= 3_600_000,
+            "flv_linger_ms must be at most an hour, got {}",
+            self.flv_linger_ms
+        );
+        self.listener
+            .validate()
+            .map_err(|e| anyhow::anyhow!("listener.{e}"))
     }
 
     /// The negative-answer TTL, capped at [`MAX_NEGATIVE_TTL`].

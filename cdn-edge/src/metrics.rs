@@ -81,6 +81,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the listener's connection counters, labelled `listener="http"`.
+    pub fn register_listener(&mut self, stats: &net_guard::Stats) {
+        let sub = self
+            .registry
+            .sub_registry_with_label(("listener".into(), "http".into()));
+        stats.register(sub);
+    }
+
     /// Renders every metric in Prometheus text format.
     pub fn render(&self) -> String {
         let back = self.back_origin_bytes.get();

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +32,11 @@ pub struct Running {
 impl Server {
     /// Binds the listener and starts serving and health-checking the origins.
     pub async fn bind(config: Config) -> anyhow::Result<Running> {
-        let metrics = Arc::new(Metrics::default());
+        config.validate()?;
+        let admission = net_guard::Admission::new(config.listener.clone());
+        let mut metrics = Metrics::default();
+        metrics.register_listener(admission.stats());
+        let metrics = Arc::new(metrics);
         let upstream = Arc::new(Upstream::new(&config.origins, metrics.clone())?);
         let flv = FlvFanout::new(
             upstream.clone(),
@@ -58,18 +61,12 @@ impl Server {
         let mut tasks = Vec::new();
 
         let app = http::router(edge.clone());
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("http server failed: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(net_guard::serve_http(
+            listener,
+            app,
+            admission,
+            shutdown.clone(),
+        )));
 
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -11,6 +11,7 @@ mod bits;
 pub mod fanout;
 pub mod flv;
 pub mod hls;
+pub mod name;
 pub mod rtmp;
 pub mod sei;
 pub mod timestamp;

@@ -21,6 +21,14 @@ pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
     let mut streams = state.hub.stats();
     for s in &mut streams {
         s.viewers.hls = state.hls.viewers(&s.key);
+        let forced_cuts = state.hls.get(&s.key).map_or(0, |h| h.read().forced_cuts());
+        if forced_cuts > 0 {
+            s.warnings.push(format!(
+                "keyframe interval too long: {forced_cuts} HLS segments cut without a keyframe \
+                 (set the encoder's GOP to at most {} s)",
+                state.hls_config.max_segment_duration().as_secs_f64()
+            ));
+        }
     }
     streams
 }

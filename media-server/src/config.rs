@@ -36,6 +36,11 @@ pub struct Config {
     pub hls: HlsConfig,
     /// RTMP protocol limits.
     pub rtmp_limits: RtmpLimits,
+    /// Connection caps and deadlines of the RTMP listener (its header deadline is unused:
+    /// the handshake has its own).
+    pub rtmp_listener: net_guard::Limits,
+    /// Connection caps and deadlines of the HTTP listener.
+    pub http_listener: net_guard::Limits,
     /// Adaptive bitrate ladders (used by builds with the `transcode` feature).
     pub transcode: TranscodeConfig,
 }
@@ -50,6 +55,8 @@ impl Default for Config {
             hub: HubConfig::default(),
             hls: HlsConfig::default(),
             rtmp_limits: RtmpLimits::default(),
+            rtmp_listener: net_guard::Limits::default(),
+            http_listener: net_guard::Limits::default(),
             transcode: TranscodeConfig::default(),
         }
     }
@@ -68,6 +75,22 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// Checks every section; the error names the first bad field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.hub.validate()?;
+        self.hls.validate()?;
+        self.rtmp_limits.validate()?;
+        for (section, limits) in [
+            ("rtmp_listener", &self.rtmp_listener),
+            ("http_listener", &self.http_listener),
+        ] {
+            limits
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{section}.{e}"))?;
+        }
+        self.transcode.validate()
+    }
+
     /// A config with both listeners on ephemeral loopback ports, for tests and embedding.
     pub fn ephemeral() -> Self {
         Self {
@@ -76,6 +99,24 @@ impl Config {
             ..Self::default()
         }
     }
+}
+
+/// Longest duration any setting accepts: a day.
+const MAX_SECS: f64 = 86_400.0;
+
+/// Checks that `field` is a positive, finite number of seconds, at most a day.
+fn seconds(field: &str, value: f64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= MAX_SECS,
+        "{field} must be a positive number of seconds, at most {MAX_SECS}, got {value}"
+    );
+    Ok(())
+}
+
+/// Checks that `field` is not zero.
+fn positive(field: &str, value: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(value > 0, "{field} must be positive, got 0");
+    Ok(())
 }
 
 /// Stream hub limits.
@@ -114,6 +155,20 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        positive("hub.gop_max_frames", self.gop_max_frames)?;
+        positive("hub.gop_max_bytes", self.gop_max_bytes)?;
+        positive("hub.viewer_queue_frames", self.viewer_queue_frames)?;
+        seconds("hub.viewer_max_delay_secs", self.viewer_max_delay_secs)?;
+        seconds("hub.publisher_timeout_secs", self.publisher_timeout_secs)?;
+        anyhow::ensure!(
+            self.linger_secs.is_finite() && (0.0..=MAX_SECS).contains(&self.linger_secs),
+            "hub.linger_secs must be between 0 and {MAX_SECS} seconds, got {}",
+            self.linger_secs
+        );
+        Ok(())
+    }
+
     /// [`Self::publisher_timeout_secs`] as a duration.
     pub fn publisher_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.publisher_timeout_secs)
@@ -142,6 +197,12 @@ pub struct HlsConfig {
     pub window: usize,
     /// Extra segments kept after leaving the playlist, for players that are behind.
     pub keep_extra: usize,
+    /// Longest segment in seconds (default: twice the target). A stream whose keyframes are
+    /// further apart is cut without one, counted in `hls_forced_cuts` and reported in the
+    /// stream's `warnings`.
+    pub max_segment_secs: Option<f64>,
+    /// Largest segment in bytes.
+    pub max_segment_bytes: usize,
 }
 
 impl Default for HlsConfig {
@@ -151,7 +212,36 @@ impl Default for HlsConfig {
             target_duration_secs: 2.0,
             window: 6,
             keep_extra: 3,
+            max_segment_secs: None,
+            max_segment_bytes: 32 << 20,
         }
+    }
+}
+
+impl HlsConfig {
+    /// The target segment length.
+    pub fn target_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.target_duration_secs)
+    }
+
+    /// The longest segment.
+    pub fn max_segment_duration(&self) -> Duration {
+        self.max_segment_secs
+            .map_or(self.target_duration() * 2, Duration::from_secs_f64)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        seconds("hls.target_duration_secs", self.target_duration_secs)?;
+        if let Some(max) = self.max_segment_secs {
+            seconds("hls.max_segment_secs", max)?;
+            anyhow::ensure!(
+                max >= self.target_duration_secs,
+                "hls.max_segment_secs ({max}) must be at least hls.target_duration_secs ({})",
+                self.target_duration_secs
+            );
+        }
+        positive("hls.window", self.window)?;
+        positive("hls.max_segment_bytes", self.max_segment_bytes)
     }
 }
 
@@ -172,6 +262,21 @@ pub struct RtmpLimits {
 }
 
 impl RtmpLimits {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_chunk_size >= 128,
+            "rtmp_limits.max_chunk_size must be at least 128, got {}",
+            self.max_chunk_size
+        );
+        positive("rtmp_limits.max_message_bytes", self.max_message_bytes)?;
+        positive("rtmp_limits.max_chunk_streams", self.max_chunk_streams)?;
+        positive("rtmp_limits.max_amf_depth", self.max_amf_depth)?;
+        seconds(
+            "rtmp_limits.handshake_timeout_secs",
+            self.handshake_timeout_secs,
+        )
+    }
+
     /// The limits the RTMP chunk layer enforces while decoding.
     pub fn chunk_limits(&self) -> media_core::rtmp::Limits {
         media_core::rtmp::Limits {
@@ -240,10 +345,8 @@ impl TranscodeConfig {
     }
 
     /// Checks rendition names and sizes.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.max_lag_secs.is_nan() || self.max_lag_secs <= 0.0 {
-            anyhow::bail!("transcode.max_lag_secs must be positive");
-        }
+    fn validate(&self) -> anyhow::Result<()> {
+        seconds("transcode.max_lag_secs", self.max_lag_secs)?;
         for (app, ladder) in &self.ladders {
             let mut names = std::collections::HashSet::new();
             for r in ladder {
@@ -304,6 +407,40 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected() {
         assert!(Config::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_field() {
+        for (toml, field) in [
+            ("[hub]\nlinger_secs = -1.0\n", "hub.linger_secs"),
+            (
+                "[hub]\npublisher_timeout_secs = nan\n",
+                "hub.publisher_timeout_secs",
+            ),
+            (
+                "[hub]\nviewer_queue_frames = 0\n",
+                "hub.viewer_queue_frames",
+            ),
+            (
+                "[hls]\ntarget_duration_secs = 0.0\n",
+                "hls.target_duration_secs",
+            ),
+            ("[hls]\nmax_segment_secs = 1.0\n", "hls.max_segment_secs"),
+            ("[hls]\nwindow = 0\n", "hls.window"),
+            (
+                "[rtmp_limits]\nhandshake_timeout_secs = inf\n",
+                "rtmp_limits.handshake_timeout_secs",
+            ),
+            (
+                "[transcode]\nmax_lag_secs = -3.0\n",
+                "transcode.max_lag_secs",
+            ),
+        ] {
+            let c = Config::from_toml(toml).expect("parses");
+            let err = c.validate().expect_err(toml).to_string();
+            assert!(err.starts_with(field), "{toml}: {err}");
+        }
+        Config::default().validate().expect("defaults are valid");
     }
 
     #[test]

@@ -39,10 +39,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 400 unless every part is a valid app or stream name.
+fn bad_names(parts: &[&str]) -> Option<Response> {
+    parts.iter().find_map(|part| {
+        media_core::name::check(part)
+            .err()
+            .map(|e| (StatusCode::BAD_REQUEST, format!("bad name {part:?}: {e}\n")).into_response())
+    })
+}
+
 async fn stream_file(
     State(state): State<AppState>,
     Path((app, file)): Path<(String, String)>,
 ) -> Response {
+    let name = file
+        .strip_suffix(".m3u8")
+        .or_else(|| file.strip_suffix(".flv"))
+        .unwrap_or(&file);
+    if let Some(bad) = bad_names(&[&app, name]) {
+        return bad;
+    }
     if let Some(name) = file.strip_suffix(".m3u8") {
         return hls::playlist(&state, &format!("{app}/{name}")).await;
     }
@@ -56,6 +72,9 @@ async fn segment_file(
     State(state): State<AppState>,
     Path((app, stream, file)): Path<(String, String, String)>,
 ) -> Response {
+    if let Some(bad) = bad_names(&[&app, &stream]) {
+        return bad;
+    }
     if file == "master.m3u8" {
         return hls::master_playlist(&state, &app, &stream).await;
     }

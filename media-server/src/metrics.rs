@@ -47,6 +47,8 @@ pub struct Metrics {
     pub viewer_frames_dropped: Counter,
     /// HLS segments produced.
     pub hls_segments: Counter,
+    /// HLS segments cut without a keyframe: the stream's keyframes are too far apart.
+    pub hls_forced_cuts: Counter,
     /// Bytes served over HTTP, by protocol.
     pub http_bytes_out: Family<ProtocolLabel, Counter>,
     /// Streams known to the hub.
@@ -79,6 +81,7 @@ impl Default for Metrics {
             media_bytes_in: Counter::default(),
             viewer_frames_dropped: Counter::default(),
             hls_segments: Counter::default(),
+            hls_forced_cuts: Counter::default(),
             http_bytes_out: Family::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
@@ -140,6 +143,11 @@ impl Default for Metrics {
             m.hls_segments.clone(),
         );
         r.register(
+            "hls_forced_cuts",
+            "HLS segments cut without a keyframe because the keyframe interval is too long",
+            m.hls_forced_cuts.clone(),
+        );
+        r.register(
             "http_bytes_out",
             "Bytes served over HTTP",
             m.http_bytes_out.clone(),
@@ -197,6 +205,14 @@ impl Metrics {
                 rendition: rendition.to_string(),
             })
             .inc();
+    }
+
+    /// Adds a listener's connection counters, labelled `listener="{name}"`.
+    pub fn register_listener(&mut self, name: &str, stats: &net_guard::Stats) {
+        let sub = self
+            .registry
+            .sub_registry_with_label(("listener".into(), name.to_string().into()));
+        stats.register(sub);
     }
 
     /// Renders every metric in Prometheus text format.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use net_guard::Admission;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ pub struct Running {
 impl Server {
     /// Binds both listeners and starts serving.
     pub async fn bind(config: Config) -> anyhow::Result<Running> {
-        config.transcode.validate()?;
+        config.validate()?;
         let rtmp_listener = TcpListener::bind(config.rtmp)
             .await
             .map_err(|e| anyhow::anyhow!("binding RTMP on {}: {e}", config.rtmp))?;
@@ -45,7 +45,12 @@ impl Server {
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
 
-        let metrics = Arc::new(Metrics::default());
+        let rtmp_admission = Admission::new(config.rtmp_listener.clone());
+        let http_admission = Admission::new(config.http_listener.clone());
+        let mut metrics = Metrics::default();
+        metrics.register_listener("rtmp", rtmp_admission.stats());
+        metrics.register_listener("http", http_admission.stats());
+        let metrics = Arc::new(metrics);
         let hub = Hub::new(config.hub.clone(), config.on_conflict);
         let store = HlsStore::default();
         let shutdown = CancellationToken::new();
@@ -53,7 +58,7 @@ impl Server {
 
         if config.hls.enabled {
             tasks.push(tokio::spawn(hls::run(
-                hub.clone(),
+                &hub,
                 store.clone(),
                 config.hls.clone(),
                 metrics.clone(),
@@ -90,6 +95,7 @@ impl Server {
         tasks.push(tokio::spawn(rtmp::serve(
             rtmp_listener,
             ctx,
+            rtmp_admission,
             shutdown.clone(),
         )));
 
@@ -100,19 +106,12 @@ impl Server {
             metrics,
             transcode: Arc::new(config.transcode.clone()),
         });
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            // Live media goes out as small writes; Nagle would hold them back for an ACK.
-            let listener = http_listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("http server failed: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(net_guard::serve_http(
+            http_listener,
+            app,
+            http_admission,
+            shutdown.clone(),
+        )));
 
         let sweeper = hub.clone();
         let stop = shutdown.clone();

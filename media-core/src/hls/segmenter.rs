@@ -21,17 +21,23 @@ const MAX_ADTS_PAYLOAD: usize = 0x1FFF - ADTS_HEADER_LEN;
 pub struct SegmenterConfig {
     /// A new segment starts at the first keyframe at or after this much time.
     pub target_duration: Duration,
-    /// Audio-only streams (every AAC frame is a sync point) cut at the first frame past
-    /// `min(target_duration, max_segment_duration)`. Video streams never cut without a keyframe.
+    /// No segment lasts longer: a video stream whose keyframes are further apart is cut at
+    /// the first frame past it anyway, and the segment after the cut is marked as not
+    /// starting with a keyframe. Audio-only streams (every AAC frame is a sync point) cut at
+    /// the first frame past `min(target_duration, max_segment_duration)`.
     pub max_segment_duration: Duration,
+    /// No segment grows past this many bytes (a frame that would overflow it starts the next
+    /// segment), whatever the timestamps say.
+    pub max_segment_bytes: usize,
 }
 
 impl Default for SegmenterConfig {
-    /// 2 s target, 6 s maximum.
+    /// 2 s target, 4 s and 32 MiB maximum.
     fn default() -> Self {
         Self {
             target_duration: Duration::from_secs(2),
-            max_segment_duration: Duration::from_secs(6),
+            max_segment_duration: Duration::from_secs(4),
+            max_segment_bytes: 32 << 20,
         }
     }
 }
@@ -45,7 +51,8 @@ pub struct Segment {
     pub duration: f64,
     /// DTS of the first frame, in the input's milliseconds.
     pub start_dts_ms: u64,
-    /// The segment starts with a video keyframe (or is audio-only, where every frame is one).
+    /// The segment starts with a video keyframe (or is audio-only, where every frame is one);
+    /// false after a cut forced by the maximum duration or size.
     pub keyframe_start: bool,
     /// The TS bytes: PAT, PMT, then the frames.
     pub data: Bytes,
@@ -54,9 +61,11 @@ pub struct Segment {
 /// The segment being written.
 struct OpenSegment {
     index: u64,
+    keyframe_start: bool,
     start_dts_ms: u64,
     last_dts_ms: u64,
     frame_ms: u64,
+    frames: usize,
     data: Vec<u8>,
 }
 
@@ -78,6 +87,8 @@ pub struct Segmenter {
     next_index: u64,
     audio: AudioBatch,
     last_video_dts_ms: Option<u64>,
+    /// A little over the last segment's size: the next one's initial capacity.
+    last_len: usize,
 }
 
 impl Segmenter {
@@ -92,6 +103,7 @@ impl Segmenter {
             next_index: 0,
             audio: AudioBatch::default(),
             last_video_dts_ms: None,
+            last_len: 0,
         }
     }
 
@@ -134,18 +146,26 @@ impl Segmenter {
         if self.current.is_none() && !keyframe {
             return Ok(None);
         }
-        let finished = if keyframe && self.cut_due(dts_ms, self.config.target_duration) {
+        let forced = !keyframe
+            && (self.lasted(dts_ms, self.config.max_segment_duration)
+                || self.overflows(annexb.len()));
+        let finished = if forced
+            || keyframe
+                && (self.cut_due(dts_ms, self.config.target_duration)
+                    || self.overflows(annexb.len()))
+        {
             self.finish(Some(dts_ms))
         } else {
             None
         };
         let pts_ms = dts_ms.saturating_add(u64::try_from(composition_time_ms).unwrap_or(0));
-        self.open_if_needed(dts_ms);
+        self.open_if_needed(dts_ms, keyframe);
         if let Some(segment) = self.current.as_mut() {
             if let Some(frame_ms) = frame_ms {
                 segment.frame_ms = frame_ms;
             }
             segment.last_dts_ms = segment.last_dts_ms.max(dts_ms);
+            segment.frames += 1;
             self.muxer.write_video(
                 &mut segment.data,
                 to_90k(dts_ms),
@@ -174,10 +194,10 @@ impl Segmenter {
                 .config
                 .target_duration
                 .min(self.config.max_segment_duration);
-            if self.cut_due(dts_ms, limit) {
+            if self.cut_due(dts_ms, limit) || self.overflows(raw_aac.len()) {
                 finished = self.finish(Some(dts_ms));
             }
-            self.open_if_needed(dts_ms);
+            self.open_if_needed(dts_ms, true);
         }
         if !self.muxer.has_audio() {
             return Ok(finished);
@@ -195,6 +215,7 @@ impl Segmenter {
                 .extend_from_slice(&aac.adts_header(raw_aac.len()));
             self.audio.data.extend_from_slice(raw_aac);
             self.audio.frames += 1;
+            segment.frames += 1;
             if self.audio.frames >= AUDIO_FRAMES_PER_PES {
                 write_audio(&mut self.muxer, &mut self.audio, &mut segment.data);
             }
@@ -212,32 +233,46 @@ impl Segmenter {
     /// True when a segment is open and has lasted `limit`, or the stream layout changed since
     /// its PMT was written.
     fn cut_due(&self, dts_ms: u64, limit: Duration) -> bool {
-        let Some(segment) = &self.current else {
-            return false;
-        };
         let layout_changed = self.muxer.has_video() != self.avc.is_some()
             || self.muxer.has_audio() != self.aac.is_some();
-        let elapsed = Duration::from_millis(dts_ms.saturating_sub(segment.start_dts_ms));
-        layout_changed || elapsed >= limit
+        self.current.is_some() && layout_changed || self.lasted(dts_ms, limit)
+    }
+
+    /// True when a segment is open and has lasted `limit` at `dts_ms`.
+    fn lasted(&self, dts_ms: u64, limit: Duration) -> bool {
+        self.current.as_ref().is_some_and(|segment| {
+            Duration::from_millis(dts_ms.saturating_sub(segment.start_dts_ms)) >= limit
+        })
+    }
+
+    /// True when adding `len` more bytes would take the open segment, which already holds a
+    /// frame, past the size limit.
+    fn overflows(&self, len: usize) -> bool {
+        self.current.as_ref().is_some_and(|segment| {
+            segment.frames > 0
+                && segment.data.len().saturating_add(len) > self.config.max_segment_bytes
+        })
     }
 
     /// Starts a segment (PAT + PMT) at `dts_ms` unless one is open.
-    fn open_if_needed(&mut self, dts_ms: u64) {
+    fn open_if_needed(&mut self, dts_ms: u64, keyframe_start: bool) {
         let (video, audio) = (self.avc.is_some(), self.aac.is_some());
         self.current.get_or_insert_with(|| {
             if self.muxer.has_video() != video || self.muxer.has_audio() != audio {
                 self.muxer = Muxer::new(video, audio);
             }
-            let mut data = Vec::with_capacity(256 * 1024);
+            let mut data = Vec::with_capacity(self.last_len.clamp(64 << 10, 8 << 20));
             self.muxer.write_tables(&mut data);
             self.audio = AudioBatch::default();
             let index = self.next_index;
             self.next_index += 1;
             OpenSegment {
                 index,
+                keyframe_start,
                 start_dts_ms: dts_ms,
                 last_dts_ms: dts_ms,
                 frame_ms: 0,
+                frames: 0,
                 data,
             }
         });
@@ -247,12 +282,15 @@ impl Segmenter {
     fn finish(&mut self, next_start_ms: Option<u64>) -> Option<Segment> {
         let mut segment = self.current.take()?;
         write_audio(&mut self.muxer, &mut self.audio, &mut segment.data);
+        // The bytes are kept for the whole playlist window: no spare capacity with them.
+        segment.data.shrink_to_fit();
+        self.last_len = segment.data.len() + segment.data.len() / 8;
         let end_ms = next_start_ms.unwrap_or(segment.last_dts_ms.saturating_add(segment.frame_ms));
         Some(Segment {
             index: segment.index,
             duration: end_ms.saturating_sub(segment.start_dts_ms) as f64 / 1000.0,
             start_dts_ms: segment.start_dts_ms,
-            keyframe_start: true,
+            keyframe_start: segment.keyframe_start,
             data: Bytes::from(segment.data),
         })
     }
@@ -444,11 +482,87 @@ mod tests {
         );
     }
 
+    fn tiny_avc() -> AvcConfig {
+        AvcConfig {
+            profile: 66,
+            compatibility: 0,
+            level: 30,
+            nalu_length_size: 4,
+            sps: vec![],
+            pps: vec![],
+        }
+    }
+
+    /// An access unit of one NALU of `len` bytes.
+    fn nalu(kind: u8, len: usize) -> Vec<u8> {
+        let mut au = u32::try_from(len).unwrap().to_be_bytes().to_vec();
+        au.push(kind);
+        au.resize(4 + len, 0xAB);
+        au
+    }
+
+    #[test]
+    fn a_stream_without_keyframes_is_cut_at_the_maximum_anyway() {
+        let mut segmenter = Segmenter::new(SegmenterConfig::default());
+        segmenter.set_avc_config(tiny_avc());
+        let mut segments = Vec::new();
+        for i in 0..300u64 {
+            let kind = if i == 0 { 0x65 } else { 0x41 };
+            segments.extend(
+                segmenter
+                    .push_video(i * 40, 0, i == 0, &nalu(kind, 100))
+                    .unwrap(),
+            );
+        }
+        // 12 s of 25 fps video with one keyframe: cuts at 4 s, 8 s.
+        let cuts: Vec<(u64, f64, bool)> = segments
+            .iter()
+            .map(|s| (s.start_dts_ms, s.duration, s.keyframe_start))
+            .collect();
+        assert_eq!(cuts, [(0, 4.0, true), (4000, 4.0, false)]);
+        let mut demuxer = Demuxer::new();
+        let packets = demuxer.push(&segments[1].data).unwrap();
+        assert!(
+            !packets[0].random_access,
+            "the forced cut is not a keyframe"
+        );
+        let next = segmenter.push_video(12_000, 0, true, &nalu(0x65, 100));
+        let resumed = next.unwrap().unwrap();
+        assert_eq!(
+            (resumed.start_dts_ms, resumed.keyframe_start),
+            (8000, false)
+        );
+        let after = segmenter.flush().unwrap();
+        assert!(after.keyframe_start, "a keyframe cut is marked as one");
+    }
+
+    #[test]
+    fn no_segment_grows_past_the_byte_limit() {
+        let mut segmenter = Segmenter::new(SegmenterConfig {
+            max_segment_bytes: 100_000,
+            ..SegmenterConfig::default()
+        });
+        segmenter.set_avc_config(tiny_avc());
+        let mut segments = Vec::new();
+        for i in 0..40u64 {
+            let kind = if i == 0 { 0x65 } else { 0x41 };
+            let au = nalu(kind, 10_000);
+            segments.extend(segmenter.push_video(i, 0, i == 0, &au).unwrap());
+        }
+        segments.extend(segmenter.flush());
+        assert!(segments.len() >= 4, "{}", segments.len());
+        assert!(segments.iter().all(|s| s.data.len() <= 100_000));
+        assert!(segments[1..].iter().all(|s| !s.keyframe_start));
+        let total: usize = segments.iter().map(|s| s.data.len()).sum();
+        assert!(total > 400_000, "nothing lost: {total}");
+    }
+
     #[test]
     fn audio_only_cuts_by_time() {
         let mut segmenter = Segmenter::new(SegmenterConfig {
             target_duration: Duration::from_secs(2),
             max_segment_duration: Duration::from_secs(1),
+            ..SegmenterConfig::default()
         });
         segmenter.set_aac_config(AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap());
         let segments: Vec<Segment> = (0..100u64)

@@ -11,27 +11,26 @@ use parking_lot::RwLock;
 
 use super::store::{HlsStore, HlsStream};
 use crate::config::HlsConfig;
-use crate::hub::{Frame, FrameKind, Hub, Protocol, Stream};
+use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
 
-/// Starts a segmenter for every new stream until the hub is dropped.
-pub async fn run(hub: Hub, store: HlsStore, config: HlsConfig, metrics: Arc<Metrics>) {
+/// Registers with the hub at once, then starts a segmenter for every new stream until the
+/// hub is dropped.
+pub fn run(
+    hub: &Hub,
+    store: HlsStore,
+    config: HlsConfig,
+    metrics: Arc<Metrics>,
+) -> impl std::future::Future<Output = ()> {
     let mut new_streams = hub.new_streams();
-    loop {
-        match new_streams.recv().await {
-            Ok(stream) => {
-                tokio::spawn(segment_stream(
-                    hub.clone(),
-                    stream,
-                    store.clone(),
-                    config.clone(),
-                    metrics.clone(),
-                ));
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!("hls output missed {n} new streams");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+    async move {
+        while let Some(new) = new_streams.recv().await {
+            tokio::spawn(segment_stream(
+                new,
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+            ));
         }
     }
 }
@@ -43,6 +42,7 @@ struct StreamSegmenter {
     aac: Option<AudioSpecificConfig>,
     epoch: Option<u32>,
     discontinuity: bool,
+    warned: bool,
 }
 
 impl StreamSegmenter {
@@ -54,6 +54,7 @@ impl StreamSegmenter {
             aac: None,
             epoch: None,
             discontinuity: false,
+            warned: false,
         }
     }
 
@@ -128,14 +129,15 @@ impl StreamSegmenter {
 }
 
 fn segmenter_config(config: &HlsConfig) -> SegmenterConfig {
-    let target = Duration::from_secs_f64(config.target_duration_secs.max(0.1));
     SegmenterConfig {
-        target_duration: target,
-        max_segment_duration: target * 3,
+        target_duration: config.target_duration(),
+        max_segment_duration: config.max_segment_duration(),
+        max_segment_bytes: config.max_segment_bytes,
     }
 }
 
 fn publish(
+    key: &str,
     out: &RwLock<HlsStream>,
     segs: Vec<Segment>,
     state: &mut StreamSegmenter,
@@ -144,37 +146,45 @@ fn publish(
     for seg in segs {
         let discontinuity = std::mem::take(&mut state.discontinuity);
         metrics.hls_segments.inc();
+        if !seg.keyframe_start {
+            metrics.hls_forced_cuts.inc();
+            if !std::mem::replace(&mut state.warned, true) {
+                tracing::warn!(
+                    stream = key,
+                    "keyframe interval too long: HLS segments are cut without a keyframe"
+                );
+            }
+        }
         out.write().add(seg, discontinuity);
     }
 }
 
 async fn segment_stream(
-    hub: Hub,
-    stream: Arc<Stream>,
+    NewStream { stream, mut sub }: NewStream,
     store: HlsStore,
     config: HlsConfig,
     metrics: Arc<Metrics>,
 ) {
     let key = stream.key().to_string();
     let target = config.target_duration_secs.ceil().max(1.0) as u64;
-    let out = store.create(&key, config.window, config.keep_extra, target);
+    let claim = store.create(&key, config.window, config.keep_extra, target);
+    let out = claim.state.clone();
     let idle = Duration::from_secs_f64(config.target_duration_secs.max(0.5) * 2.0);
-    let mut sub = hub.subscribe_stream(stream.clone(), Protocol::Internal);
     let mut state = StreamSegmenter::new(config);
     loop {
         match tokio::time::timeout(idle, sub.recv()).await {
             Ok(Some(frame)) => {
                 let segs = state.push(&frame);
-                publish(&out, segs, &mut state, &metrics);
+                publish(&key, &out, segs, &mut state, &metrics);
             }
             Ok(None) => break,
             Err(_) => {
                 if !stream.is_live() {
                     let segs: Vec<Segment> = state.segmenter.flush().into_iter().collect();
-                    publish(&out, segs, &mut state, &metrics);
+                    publish(&key, &out, segs, &mut state, &metrics);
                 }
             }
         }
     }
-    store.remove(&key);
+    store.remove(&key, &claim);
 }

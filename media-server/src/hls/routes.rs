@@ -45,7 +45,7 @@ pub async fn playlist(state: &AppState, key: &str) -> Response {
     };
     let (text, mut watch, fresh_for) = {
         let s = hls.read();
-        s.record_poll();
+        s.record_poll(std::time::Instant::now());
         (s.playlist_text(), s.watch(), s.playlist().target_duration())
     };
     let text = if text.is_empty() {

@@ -1,8 +1,9 @@
 //! In-memory HLS state per stream: the playlist window and the segment bytes.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use media_core::hls::{Playlist, Segment};
@@ -19,7 +20,57 @@ pub struct HlsStream {
     next_sequence: u64,
     keep: usize,
     changed: watch::Sender<u64>,
-    polls: Mutex<VecDeque<Instant>>,
+    polls: Mutex<PollRate>,
+    forced_cuts: u64,
+    /// Which segmenter writes here now; see [`HlsStore::create`].
+    owner: u64,
+    /// The next segment follows another life of the stream.
+    discontinuity: bool,
+}
+
+/// Seconds of playlist requests remembered for the viewer estimate.
+const POLL_SECONDS: usize = 64;
+
+/// Playlist requests per second over the last [`POLL_SECONDS`]: a fixed ring of counters,
+/// so it costs the same however many players poll and for however long.
+#[derive(Debug)]
+struct PollRate {
+    origin: Instant,
+    /// (second since `origin`, requests in it), indexed by second modulo the ring size.
+    seconds: [(u64, u32); POLL_SECONDS],
+}
+
+impl PollRate {
+    fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            seconds: [(u64::MAX, 0); POLL_SECONDS],
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs()
+    }
+
+    fn record(&mut self, now: Instant) {
+        let second = self.second(now);
+        let slot = &mut self.seconds[(second % POLL_SECONDS as u64) as usize];
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 = slot.1.saturating_add(1);
+    }
+
+    /// Requests in the last `window` seconds (the current one included), at most the ring.
+    fn recent(&self, now: Instant, window: u64) -> usize {
+        let second = self.second(now);
+        let first = second.saturating_sub(window.clamp(1, POLL_SECONDS as u64) - 1);
+        self.seconds
+            .iter()
+            .filter(|(s, _)| (first..=second).contains(s))
+            .map(|&(_, n)| n as usize)
+            .sum()
+    }
 }
 
 impl HlsStream {
@@ -30,16 +81,23 @@ impl HlsStream {
             segments: VecDeque::new(),
             text: Bytes::new(),
             next_sequence: 0,
-            keep: window + keep_extra,
+            keep: window.saturating_add(keep_extra),
             changed: watch::channel(0).0,
-            polls: Mutex::new(VecDeque::new()),
+            polls: Mutex::new(PollRate::new(Instant::now())),
+            forced_cuts: 0,
+            owner: 0,
+            discontinuity: false,
         }
     }
 
     /// Adds a finished segment, slides the window and re-renders the playlist.
     pub fn add(&mut self, segment: Segment, discontinuity: bool) {
+        let discontinuity = discontinuity || std::mem::take(&mut self.discontinuity);
         let seq = self.next_sequence;
         self.next_sequence += 1;
+        if !segment.keyframe_start {
+            self.forced_cuts += 1;
+        }
         self.playlist.push(
             seq,
             segment.duration,
@@ -97,43 +155,105 @@ impl HlsStream {
         self.changed.subscribe()
     }
 
-    /// Records a playlist request, for the viewer estimate.
-    pub fn record_poll(&self) {
-        self.polls.lock().push_back(Instant::now());
+    /// Segments that had to be cut without a keyframe (keyframes too far apart).
+    pub fn forced_cuts(&self) -> u64 {
+        self.forced_cuts
+    }
+
+    /// Records a playlist request at `now`, for the viewer estimate.
+    pub fn record_poll(&self, now: Instant) {
+        self.polls.lock().record(now);
     }
 
     /// Playlist requests within the last target duration: about one per active viewer.
-    pub fn estimated_viewers(&self) -> usize {
-        let window = Duration::from_secs(self.playlist.target_duration().max(1));
-        let mut polls = self.polls.lock();
-        while polls.front().is_some_and(|t| t.elapsed() > window) {
-            polls.pop_front();
-        }
-        polls.len()
+    pub fn estimated_viewers(&self, now: Instant) -> usize {
+        self.polls
+            .lock()
+            .recent(now, self.playlist.target_duration())
     }
 }
+
+/// Stream keys whose next sequence number is remembered after their state is removed.
+const RETIRED_KEYS: usize = 4096;
 
 /// Every stream's HLS state, by stream key.
 #[derive(Debug, Clone, Default)]
 pub struct HlsStore {
     streams: Arc<RwLock<HashMap<String, Arc<RwLock<HlsStream>>>>>,
+    owners: Arc<AtomicU64>,
+    retired: Arc<Mutex<Retired>>,
+}
+
+/// The next sequence number of streams that ended, so one that comes back carries on from
+/// it; the oldest are forgotten past [`RETIRED_KEYS`].
+#[derive(Debug, Default)]
+struct Retired {
+    next_sequence: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl Retired {
+    fn insert(&mut self, key: &str, next_sequence: u64) {
+        if self
+            .next_sequence
+            .insert(key.to_string(), next_sequence)
+            .is_none()
+        {
+            self.order.push_back(key.to_string());
+        }
+        while self.order.len() > RETIRED_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.next_sequence.remove(&old);
+            }
+        }
+    }
+
+    fn take(&mut self, key: &str) -> u64 {
+        let next = self.next_sequence.remove(key);
+        if next.is_some() {
+            self.order.retain(|k| k != key);
+        }
+        next.unwrap_or(0)
+    }
+}
+
+/// A segmenter's claim on a key's HLS state, from [`HlsStore::create`].
+#[derive(Debug)]
+pub struct Claim {
+    /// The state to write segments to.
+    pub state: Arc<RwLock<HlsStream>>,
+    owner: u64,
 }
 
 impl HlsStore {
-    /// Creates (or replaces) the state for `key`.
-    pub fn create(
-        &self,
-        key: &str,
-        window: usize,
-        keep_extra: usize,
-        target: u64,
-    ) -> Arc<RwLock<HlsStream>> {
-        let name = key.rsplit('/').next().unwrap_or(key).to_string();
-        let s = Arc::new(RwLock::new(HlsStream::new(
-            name, window, keep_extra, target,
-        )));
-        self.streams.write().insert(key.to_string(), s.clone());
-        s
+    /// Claims the state for `key`, creating it. A stream that comes back carries on from its
+    /// last life: the sequence numbers continue after a discontinuity, so a player never sees
+    /// the media sequence go back. If the last life's state is still here (its segmenter not
+    /// yet gone), the new one takes it over and the old segmenter's [`HlsStore::remove`]
+    /// leaves it alone.
+    pub fn create(&self, key: &str, window: usize, keep_extra: usize, target: u64) -> Claim {
+        let owner = self.owners.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut streams = self.streams.write();
+        let state = match streams.get(key) {
+            Some(old) => {
+                let mut s = old.write();
+                s.owner = owner;
+                s.discontinuity = s.next_sequence > 0;
+                drop(s);
+                old.clone()
+            }
+            None => {
+                let name = key.rsplit('/').next().unwrap_or(key).to_string();
+                let mut s = HlsStream::new(name, window, keep_extra, target);
+                s.owner = owner;
+                s.next_sequence = self.retired.lock().take(key);
+                s.discontinuity = s.next_sequence > 0;
+                let s = Arc::new(RwLock::new(s));
+                streams.insert(key.to_string(), s.clone());
+                s
+            }
+        };
+        Claim { state, owner }
     }
 
     /// Looks up a stream.
@@ -141,13 +261,113 @@ impl HlsStore {
         self.streams.read().get(key).cloned()
     }
 
-    /// Removes a stream's state.
-    pub fn remove(&self, key: &str) {
-        self.streams.write().remove(key);
+    /// Removes the state claimed by `claim`, unless a newer claim took it over.
+    pub fn remove(&self, key: &str, claim: &Claim) {
+        let mut streams = self.streams.write();
+        if let Some(s) = streams.get(key) {
+            let s = s.read();
+            if s.owner == claim.owner {
+                self.retired.lock().insert(key, s.next_sequence);
+                drop(s);
+                streams.remove(key);
+            }
+        }
     }
 
     /// Estimated HLS viewers for `key`.
     pub fn viewers(&self, key: &str) -> usize {
-        self.get(key).map_or(0, |s| s.read().estimated_viewers())
+        self.get(key)
+            .map_or(0, |s| s.read().estimated_viewers(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn segment(index: u64) -> Segment {
+        Segment {
+            index,
+            duration: 1.0,
+            start_dts_ms: index * 1000,
+            keyframe_start: true,
+            data: Bytes::from_static(b"ts"),
+        }
+    }
+
+    fn listed(store: &HlsStore, key: &str) -> Vec<u64> {
+        store.get(key).map_or_else(Vec::new, |s| {
+            s.read()
+                .playlist()
+                .segments()
+                .iter()
+                .map(|&(q, _)| q)
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_new_life_survives_the_old_segmenter_leaving_late() {
+        let store = HlsStore::default();
+        let old = store.create("live/a", 3, 0, 1);
+        old.state.write().add(segment(0), false);
+        let new = store.create("live/a", 3, 0, 1);
+        store.remove("live/a", &old);
+        new.state.write().add(segment(0), false);
+        assert_eq!(listed(&store, "live/a"), [0, 1], "taken over, not removed");
+        let text = store.get("live/a").unwrap().read().playlist_text();
+        assert!(String::from_utf8_lossy(&text).contains("#EXT-X-DISCONTINUITY"));
+        store.remove("live/a", &new);
+        assert!(store.get("live/a").is_none());
+    }
+
+    #[test]
+    fn a_new_life_after_the_old_one_left_carries_on() {
+        let store = HlsStore::default();
+        let old = store.create("live/a", 3, 0, 1);
+        old.state.write().add(segment(0), false);
+        old.state.write().add(segment(1), false);
+        store.remove("live/a", &old);
+        let new = store.create("live/a", 3, 0, 1);
+        new.state.write().add(segment(0), false);
+        assert_eq!(listed(&store, "live/a"), [2]);
+        let text = String::from_utf8_lossy(&new.state.read().playlist_text()).into_owned();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY"), "{text}");
+    }
+
+    #[test]
+    fn retired_keys_are_bounded() {
+        let mut retired = Retired::default();
+        for i in 0..RETIRED_KEYS + 10 {
+            retired.insert(&format!("live/{i}"), 5);
+        }
+        assert_eq!(retired.next_sequence.len(), RETIRED_KEYS);
+        assert_eq!(retired.take("live/0"), 0, "the oldest forgotten");
+        assert_eq!(retired.take(&format!("live/{}", RETIRED_KEYS + 9)), 5);
+        assert_eq!(retired.order.len(), RETIRED_KEYS - 1);
+    }
+
+    #[test]
+    fn poll_rate_counts_the_window_in_fixed_memory() {
+        let t0 = Instant::now();
+        let mut rate = PollRate::new(t0);
+        for ms in (0..10_000).step_by(10) {
+            rate.record(t0 + Duration::from_millis(ms));
+        }
+        let end = t0 + Duration::from_millis(9_999);
+        assert_eq!(rate.recent(end, 2), 200);
+        assert_eq!(rate.recent(end, 1), 100);
+        assert_eq!(
+            rate.recent(end + Duration::from_secs(100), 2),
+            0,
+            "old seconds expire"
+        );
+        assert_eq!(
+            rate.recent(end, 1000),
+            1000,
+            "the window is capped by the ring"
+        );
     }
 }

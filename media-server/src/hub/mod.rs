@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use media_core::fanout::{Mailbox, QueueConfig, StartCache, ViewerQueue};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use frame::{Frame, FrameKind, RTMP_STREAM_ID};
@@ -26,6 +26,18 @@ pub use viewer::Protocol;
 use crate::config::{HubConfig, OnConflict};
 use stream::PublisherSlot;
 use viewer::ViewerTx;
+
+/// New streams an output may have waiting before it misses one.
+const NEW_STREAMS_QUEUE: usize = 1024;
+
+/// A stream just created, with an output's subscription attached before its first frame.
+#[derive(Debug)]
+pub struct NewStream {
+    /// The stream.
+    pub stream: Arc<Stream>,
+    /// The output's subscription, made when the stream was created.
+    pub sub: Subscription,
+}
 
 /// Longest an output inside the server may fall behind before it skips: long enough that
 /// only a stalled output does.
@@ -76,6 +88,8 @@ pub struct StreamStats {
     pub gop_frames: usize,
     /// Viewers per protocol.
     pub viewers: ViewerCounts,
+    /// Problems with the stream its publisher should fix, e.g. keyframes too far apart.
+    pub warnings: Vec<String>,
 }
 
 /// The stream registry; cheap to clone.
@@ -90,27 +104,48 @@ struct Inner {
     config: HubConfig,
     on_conflict: OnConflict,
     next_viewer: AtomicU64,
-    new_streams: broadcast::Sender<Arc<Stream>>,
+    outputs: Mutex<Vec<mpsc::Sender<NewStream>>>,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(config: HubConfig, on_conflict: OnConflict) -> Self {
-        let (new_streams, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {
                 streams: Mutex::new(HashMap::new()),
                 config,
                 on_conflict,
                 next_viewer: AtomicU64::new(1),
-                new_streams,
+                outputs: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Notifies of every stream created from now on.
-    pub fn new_streams(&self) -> broadcast::Receiver<Arc<Stream>> {
-        self.inner.new_streams.subscribe()
+    /// Registers an output: it gets every stream created from now on, each with an internal
+    /// subscription made before the stream's first frame, so the output sees all of it.
+    pub fn new_streams(&self) -> mpsc::Receiver<NewStream> {
+        let (tx, rx) = mpsc::channel(NEW_STREAMS_QUEUE);
+        self.inner.outputs.lock().push(tx);
+        rx
+    }
+
+    /// Hands a new stream to every output still registered.
+    fn announce(&self, stream: &Arc<Stream>) {
+        let mut outputs = self.inner.outputs.lock();
+        outputs.retain(|tx| !tx.is_closed());
+        for tx in outputs.iter() {
+            let sub = self.subscribe_stream(stream.clone(), Protocol::Internal);
+            let new = NewStream {
+                stream: stream.clone(),
+                sub,
+            };
+            if tx.try_send(new).is_err() {
+                tracing::warn!(
+                    stream = stream.key(),
+                    "an output is behind and misses a stream"
+                );
+            }
+        }
     }
 
     /// Claims `key` for publishing, per the conflict policy. A publisher silent for longer
@@ -158,7 +193,7 @@ impl Hub {
             )
         };
         if created {
-            let _ = self.inner.new_streams.send(stream);
+            self.announce(&stream);
         }
         Ok(publisher)
     }
@@ -224,6 +259,7 @@ impl Hub {
                         rtmp: st.viewer_count(Protocol::Rtmp),
                         hls: 0,
                     },
+                    warnings: Vec::new(),
                 }
             })
             .collect();

@@ -5,6 +5,7 @@ mod writev;
 
 use std::sync::Arc;
 
+use net_guard::{Admission, DeadlineIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,13 @@ pub struct Context {
 }
 
 /// Accepts RTMP connections until `shutdown` fires.
-pub async fn serve(listener: TcpListener, ctx: Context, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Context,
+    admission: Arc<Admission>,
+    shutdown: CancellationToken,
+) {
+    let idle = admission.limits().idle_timeout();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -47,15 +54,27 @@ pub async fn serve(listener: TcpListener, ctx: Context, shutdown: CancellationTo
                 continue;
             }
         };
+        let permit = match admission.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::debug!(%peer, "rtmp connection refused: {refusal}");
+                continue;
+            }
+        };
         let _ = socket.set_nodelay(true);
+        let socket = DeadlineIo::new(socket, idle, Some(permit.stats().clone()));
         ctx.metrics.rtmp_connections.inc();
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let permit = permit;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 r = session::run(socket, peer, ctx.clone()) => {
                     if let Err(e) = r {
+                        if matches!(e, session::SessionError::HandshakeTimeout) {
+                            permit.stats().count_timeout();
+                        }
                         ctx.metrics.rtmp_errors.inc();
                         tracing::info!(%peer, "rtmp connection closed: {e}");
                     }

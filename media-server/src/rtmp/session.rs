@@ -10,6 +10,7 @@ use bytes::Bytes;
 use media_core::rtmp::{
     MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession, StreamMetadata,
 };
+use net_guard::DeadlineIo;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,6 +44,9 @@ pub enum SessionError {
     Media(#[from] crate::hub::MediaError),
 }
 
+/// A connection's socket, closed by the listener's idle deadline when nothing moves.
+pub type Socket = DeadlineIo<TcpStream>;
+
 struct Play {
     stream_id: u32,
     sub: Subscription,
@@ -51,7 +55,7 @@ struct Play {
 struct Conn {
     ctx: Context,
     peer: SocketAddr,
-    socket: TcpStream,
+    socket: Socket,
     session: ServerSession,
     app: String,
     publisher: Option<Publisher>,
@@ -62,11 +66,7 @@ struct Conn {
 }
 
 /// Runs a connection to completion. `Ok` means the peer left normally.
-pub async fn run(
-    mut socket: TcpStream,
-    peer: SocketAddr,
-    ctx: Context,
-) -> Result<(), SessionError> {
+pub async fn run(mut socket: Socket, peer: SocketAddr, ctx: Context) -> Result<(), SessionError> {
     let deadline = Duration::from_secs_f64(ctx.limits.handshake_timeout_secs);
     let leftover = tokio::time::timeout(deadline, handshake(&mut socket))
         .await
@@ -98,7 +98,7 @@ pub async fn run(
     result
 }
 
-async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, SessionError> {
+async fn handshake(socket: &mut Socket) -> Result<Vec<u8>, SessionError> {
     let mut hs = Handshake::new(PeerType::Server);
     let mut buf = vec![0u8; 4096];
     loop {
@@ -263,8 +263,12 @@ impl Conn {
             conn.session
                 .refuse(stream_id, "NetStream.Publish.BadName", reason)
         };
-        if name.is_empty() || self.publisher.is_some() || self.play.is_some() {
-            return refuse(self, "invalid stream name");
+        if let Err(e) = check_key(&app, name) {
+            tracing::info!(peer = %self.peer, "publish refused: {e}");
+            return refuse(self, &e);
+        }
+        if self.publisher.is_some() || self.play.is_some() {
+            return refuse(self, "this connection already publishes or plays");
         }
         if let Some(hook) = &self.ctx.hook {
             if let Err(reason) = hook.allow(&app, name, query, self.peer).await {
@@ -290,6 +294,13 @@ impl Conn {
     fn play(&mut self, stream_id: u32, stream_key: &str) -> Result<(), RtmpError> {
         let name = stream_key.split_once('?').map_or(stream_key, |(n, _)| n);
         let key = format!("{}/{name}", self.app);
+        if let Err(e) = check_key(&self.app, name) {
+            tracing::info!(peer = %self.peer, "play refused: {e}");
+            self.refused = true;
+            return self
+                .session
+                .refuse(stream_id, "NetStream.Play.StreamNotFound", &e);
+        }
         let sub = match self.ctx.hub.subscribe(&key, Protocol::Rtmp) {
             Some(sub) if self.publisher.is_none() && self.play.is_none() => sub,
             _ => {
@@ -351,4 +362,10 @@ impl Conn {
         writev::write_all(&mut self.socket, &mut self.out).await?;
         Ok(())
     }
+}
+
+/// Checks an app and stream name pair before it becomes a stream key.
+fn check_key(app: &str, name: &str) -> Result<(), String> {
+    media_core::name::check(app).map_err(|e| format!("bad app name {app:?}: {e}"))?;
+    media_core::name::check(name).map_err(|e| format!("bad stream name {name:?}: {e}"))
 }

@@ -18,10 +18,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ffmpeg_next as ffmpeg;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::TranscodeConfig;
-use crate::hub::{Frame, Hub, Protocol, Stream};
+use crate::hub::{Frame, Hub, NewStream};
 use crate::metrics::Metrics;
 
 pub use ladder::{is_rendition_key, plan, rendition_key, Planned};
@@ -32,32 +31,33 @@ const INPUT_QUEUE: usize = 1024;
 /// How often a quiet stream is checked for a publisher that left.
 const LIVENESS_CHECK: Duration = Duration::from_millis(250);
 
-/// Starts a transcoder for every new stream of an app with a ladder, until the hub is dropped.
-pub async fn run(hub: Hub, settings: TranscodeConfig, metrics: Arc<Metrics>) {
-    if let Err(e) = ffmpeg::init() {
-        tracing::error!("transcoding off: FFmpeg libraries failed to initialise: {e}");
-        return;
-    }
-    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
-    let settings = Arc::new(settings);
+/// Registers with the hub at once, then starts a transcoder for every new stream of an app
+/// with a ladder, until the hub is dropped.
+pub fn run(
+    hub: Hub,
+    settings: TranscodeConfig,
+    metrics: Arc<Metrics>,
+) -> impl std::future::Future<Output = ()> {
     let mut new_streams = hub.new_streams();
-    loop {
-        match new_streams.recv().await {
-            Ok(stream) => {
-                let app = stream.key().split('/').next().unwrap_or_default();
-                let ladder = settings.ladder(app);
-                if ladder.is_empty() || is_rendition_key(stream.key(), ladder) {
-                    continue;
-                }
-                tokio::spawn(supervise(
-                    hub.clone(),
-                    stream,
-                    settings.clone(),
-                    metrics.clone(),
-                ));
+    async move {
+        if let Err(e) = ffmpeg::init() {
+            tracing::error!("transcoding off: FFmpeg libraries failed to initialise: {e}");
+            return;
+        }
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        let settings = Arc::new(settings);
+        while let Some(new) = new_streams.recv().await {
+            let app = new.stream.key().split('/').next().unwrap_or_default();
+            let ladder = settings.ladder(app);
+            if ladder.is_empty() || is_rendition_key(new.stream.key(), ladder) {
+                continue;
             }
-            Err(RecvError::Lagged(n)) => tracing::warn!("transcoder missed {n} new streams"),
-            Err(RecvError::Closed) => return,
+            tokio::spawn(supervise(
+                hub.clone(),
+                new,
+                settings.clone(),
+                metrics.clone(),
+            ));
         }
     }
 }
@@ -125,13 +125,12 @@ async fn release_freed_memory() {
 /// leaves and started again when it returns.
 async fn supervise(
     hub: Hub,
-    stream: Arc<Stream>,
+    NewStream { stream, mut sub }: NewStream,
     settings: Arc<TranscodeConfig>,
     metrics: Arc<Metrics>,
 ) {
     let key = stream.key().to_string();
     let app = key.split('/').next().unwrap_or_default().to_string();
-    let mut sub = hub.subscribe_stream(stream.clone(), Protocol::Internal);
     let mut running: Option<Running> = None;
     let mut done_epoch: Option<u32> = None;
     loop {
@@ -218,7 +217,6 @@ mod tests {
             }],
         );
         let transcoder = tokio::spawn(run(hub.clone(), settings, metrics.clone()));
-        tokio::time::sleep(Duration::from_millis(100)).await;
 
         let mut publisher = hub.publish("live/bad").expect("publish");
         let mut viewer = hub
