@@ -35,6 +35,45 @@ enum Command {
     Play(player_client::cli::PlayArgs),
     /// Drive load against any stack: a scenario file, or a one-line driver form; `merge` joins shard reports.
     Load(Box<loadgen::cli::LoadArgs>),
+    /// Print a signed URL token (`?token=`) for publishing or playing one stream of an app
+    /// that needs tokens.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The app's secret, as in the origin's `[auth.APP]` and the edge's `--auth APP=SECRET`.
+    #[arg(long, env = "LIVEPULSE_APP_SECRET", hide_env_values = true)]
+    secret: String,
+    /// App name.
+    #[arg(long, default_value = "live")]
+    app: String,
+    /// Stream name.
+    #[arg(long)]
+    stream: String,
+    /// Sign for publishing instead of playing.
+    #[arg(long)]
+    publish: bool,
+    /// Seconds the token stays valid.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+fn token(args: &TokenArgs) {
+    let action = if args.publish {
+        media_core::token::Action::Publish
+    } else {
+        media_core::token::Action::Play
+    };
+    let expires = media_server::auth::unix_now().saturating_add(args.ttl);
+    let token = media_core::token::sign(
+        args.secret.as_bytes(),
+        action,
+        &args.app,
+        &args.stream,
+        expires,
+    );
+    println!("{token}");
 }
 
 #[derive(Args)]
@@ -124,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Business(config) => business(config).await,
         Command::Push(args) => push_client::cli::run(args).await,
         Command::Play(args) => player_client::cli::run(args).await,
+        Command::Token(args) => {
+            token(&args);
+            Ok(())
+        }
         Command::Load(args) => {
             if !loadgen::cli::run(*args).await? {
                 // Breached thresholds: the report is written; the exit code gates pipelines.

@@ -38,6 +38,10 @@ pub struct Config {
     /// Period of origin health checks.
     #[arg(long, default_value_t = 2000)]
     pub health_interval_ms: u64,
+    /// An app whose playlists and HTTP-FLV streams need a signed play token, with the
+    /// secret it shares with the origin (`APP=SECRET`; repeatable).
+    #[arg(long = "auth", value_parser = app_secret)]
+    pub auth: Vec<(String, String)>,
     /// Connection caps and deadlines of the listener.
     #[command(flatten)]
     pub listener: net_guard::Limits,
@@ -55,8 +59,21 @@ impl Default for Config {
             flv_linger_ms: 2000,
             health_interval_ms: 2000,
             listener: net_guard::Limits::default(),
+            auth: Vec::new(),
         }
     }
+}
+
+/// Parses `APP=SECRET`.
+fn app_secret(s: &str) -> Result<(String, String), String> {
+    let (app, secret) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not APP=SECRET"))?;
+    media_core::name::check(app).map_err(|e| format!("app {app:?}: {e}"))?;
+    if secret.len() < 16 {
+        return Err(format!("the secret of app {app} must be at least 16 bytes"));
+    }
+    Ok((app.to_string(), secret.to_string()))
 }
 
 impl Config {

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
+use crate::auth::{unix_now, EdgeAuth};
 use crate::body::{FinishOnDrop, Growing};
 use crate::cache::{Body, Cache, Object};
 use crate::coalesce::{Role, SingleFlight};
@@ -43,6 +44,8 @@ pub struct Edge {
     pub flv: Arc<FlvFanout>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Which apps need signed play tokens.
+    pub auth: Arc<EdgeAuth>,
 }
 
 /// Builds the router.
@@ -100,7 +103,7 @@ pub fn cache_key(uri: &Uri, key_params: &[String]) -> String {
 }
 
 /// True if a path segment is `.` or `..`, also when percent-encoded.
-fn has_dot_segment(path: &str) -> bool {
+pub fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|s| {
         let s = s.to_ascii_lowercase().replace("%2e", ".");
         s == "." || s == ".."
@@ -128,6 +131,11 @@ async fn serve(
         return plain(StatusCode::BAD_REQUEST, "dot segments are not allowed\n");
     }
     edge.metrics.requests.inc();
+    let query = uri.query().unwrap_or_default();
+    if let Err(e) = edge.auth.check(uri.path(), query, unix_now()) {
+        edge.metrics.play_refused.inc();
+        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    }
     let key = cache_key(&uri, &edge.config.key_params);
     if uri.path().ends_with(".flv") {
         return edge.flv.play(&key).await;
@@ -282,7 +290,7 @@ fn store(edge: &Edge, key: &str, meta: Meta, body: bytes::Bytes) -> Arc<Object> 
 
 /// A single byte range resolved against a body length, or `Err` if unsatisfiable.
 /// `None` when the header is absent, malformed or asks for several ranges.
-fn byte_range(range: Option<&HeaderValue>, len: usize) -> Option<Result<(usize, usize), ()>> {
+pub fn byte_range(range: Option<&HeaderValue>, len: usize) -> Option<Result<(usize, usize), ()>> {
     let spec = range?.to_str().ok()?.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub back_origin_bytes: Counter,
     /// Body bytes sent to clients.
     pub egress_bytes: Counter,
+    /// Requests refused for a missing, expired or wrong play token.
+    pub play_refused: Counter,
     /// Egress bytes per back-origin byte.
     pub fanout_ratio: Gauge<f64, AtomicU64>,
 }
@@ -42,6 +44,7 @@ impl Default for Metrics {
             back_origin_bytes: Counter::default(),
             egress_bytes: Counter::default(),
             fanout_ratio: Gauge::default(),
+            play_refused: Counter::default(),
         };
         let r = &mut registry;
         r.register("requests", "Client requests", m.requests.clone());
@@ -70,6 +73,11 @@ impl Default for Metrics {
             "egress_bytes",
             "Body bytes sent to clients",
             m.egress_bytes.clone(),
+        );
+        r.register(
+            "play_refused",
+            "Requests refused for a missing, expired or wrong play token",
+            m.play_refused.clone(),
         );
         r.register(
             "fanout_ratio",

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::EdgeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::flv_fanout::FlvFanout;
@@ -37,7 +38,12 @@ impl Server {
         let mut metrics = Metrics::default();
         metrics.register_listener(admission.stats());
         let metrics = Arc::new(metrics);
-        let upstream = Arc::new(Upstream::new(&config.origins, metrics.clone())?);
+        let auth = Arc::new(EdgeAuth::new(&config.auth));
+        let upstream = Arc::new(Upstream::new(
+            &config.origins,
+            metrics.clone(),
+            auth.clone(),
+        )?);
         let flv = FlvFanout::new(
             upstream.clone(),
             metrics.clone(),
@@ -55,6 +61,7 @@ impl Server {
             upstream,
             flv: flv.clone(),
             metrics,
+            auth,
             config,
         });
         let shutdown = CancellationToken::new();

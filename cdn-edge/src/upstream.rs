@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::header;
 
+use crate::auth::{unix_now, EdgeAuth};
 use crate::metrics::Metrics;
 
 /// One origin answer whose body is still to be read.
@@ -34,11 +35,16 @@ pub struct Upstream {
     client: reqwest::Client,
     stream_client: reqwest::Client,
     metrics: Arc<Metrics>,
+    auth: Arc<EdgeAuth>,
 }
 
 impl Upstream {
     /// Origins from base URLs such as `http://127.0.0.1:8080`; all start healthy.
-    pub fn new(bases: &[String], metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(
+        bases: &[String],
+        metrics: Arc<Metrics>,
+        auth: Arc<EdgeAuth>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(!bases.is_empty(), "at least one origin is required");
         let origins = bases
             .iter()
@@ -70,6 +76,7 @@ impl Upstream {
             client,
             stream_client,
             metrics,
+            auth,
         })
     }
 
@@ -87,7 +94,11 @@ impl Upstream {
     pub async fn fetch(&self, path_and_query: &str) -> Result<Fetched, String> {
         let mut last_err = String::from("no origin configured");
         for origin in self.preference() {
-            let url = format!("{}{}", origin.base, path_and_query);
+            let url = format!(
+                "{}{}",
+                origin.base,
+                self.auth.for_origin(path_and_query, unix_now())
+            );
             self.metrics.back_origin_requests.inc();
             match self.get(&url).await {
                 Ok(f) if f.status < 500 => {
@@ -108,7 +119,7 @@ impl Upstream {
     pub async fn open(&self, path: &str) -> Result<reqwest::Response, String> {
         let mut last_err = String::from("no origin configured");
         for origin in self.preference() {
-            let url = format!("{}{}", origin.base, path);
+            let url = format!("{}{}", origin.base, self.auth.for_origin(path, unix_now()));
             self.metrics.back_origin_requests.inc();
             match self.stream_client.get(&url).send().await {
                 Ok(r) if r.status().as_u16() < 500 => {

@@ -15,4 +15,5 @@ pub mod name;
 pub mod rtmp;
 pub mod sei;
 pub mod timestamp;
+pub mod token;
 pub mod ts;

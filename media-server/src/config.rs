@@ -30,6 +30,8 @@ pub struct Config {
     pub on_conflict: OnConflict,
     /// Optional URL that receives a POST before each publish; a 2xx allows it.
     pub on_publish: Option<String>,
+    /// Apps whose publishers and viewers need signed URLs (`?token=`), by app name.
+    pub auth: BTreeMap<String, crate::auth::AppAuth>,
     /// Stream hub limits.
     pub hub: HubConfig,
     /// HLS output.
@@ -52,6 +54,7 @@ impl Default for Config {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             on_conflict: OnConflict::Refuse,
             on_publish: None,
+            auth: BTreeMap::new(),
             hub: HubConfig::default(),
             hls: HlsConfig::default(),
             rtmp_limits: RtmpLimits::default(),
@@ -77,6 +80,14 @@ impl Config {
 
     /// Checks every section; the error names the first bad field.
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (app, policy) in &self.auth {
+            media_core::name::check(app).map_err(|e| anyhow::anyhow!("auth.{app}: {e}"))?;
+            anyhow::ensure!(
+                policy.secret.len() >= crate::auth::MIN_SECRET_LEN,
+                "auth.{app}.secret must be at least {} bytes",
+                crate::auth::MIN_SECRET_LEN
+            );
+        }
         self.hub.validate()?;
         self.hls.validate()?;
         self.rtmp_limits.validate()?;

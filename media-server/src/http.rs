@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::auth::{Auth, PlayAllowed};
 use crate::config::{HlsConfig, TranscodeConfig};
 use crate::hls::{self, HlsStore};
 use crate::hub::Hub;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Rendition ladders, for master playlists.
     pub transcode: Arc<TranscodeConfig>,
+    /// Which apps need signed URLs.
+    pub auth: Arc<Auth>,
 }
 
 /// Builds the router.
@@ -49,6 +52,7 @@ fn bad_names(parts: &[&str]) -> Option<Response> {
 }
 
 async fn stream_file(
+    _: PlayAllowed,
     State(state): State<AppState>,
     Path((app, file)): Path<(String, String)>,
 ) -> Response {
@@ -69,6 +73,7 @@ async fn stream_file(
 }
 
 async fn segment_file(
+    _: PlayAllowed,
     State(state): State<AppState>,
     Path((app, stream, file)): Path<(String, String, String)>,
 ) -> Response {

@@ -1,6 +1,7 @@
 //! Origin media server: RTMP ingest, stream hub with GOP cache, HLS, HTTP-FLV, RTMP play and stats.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod flv;
 pub mod hls;

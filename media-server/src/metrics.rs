@@ -37,8 +37,10 @@ pub struct Metrics {
     pub rtmp_wire_fallbacks: Counter,
     /// Publishes accepted.
     pub publish_accepted: Counter,
-    /// Publishes refused (busy key, hook, bad name).
+    /// Publishes refused (busy key, hook, bad name, token).
     pub publish_refused: Counter,
+    /// Plays refused for a missing, expired or wrong token.
+    pub play_refused: Counter,
     /// Media frames received.
     pub frames_in: Counter,
     /// Media payload bytes received.
@@ -77,6 +79,7 @@ impl Default for Metrics {
             rtmp_wire_fallbacks: Counter::default(),
             publish_accepted: Counter::default(),
             publish_refused: Counter::default(),
+            play_refused: Counter::default(),
             frames_in: Counter::default(),
             media_bytes_in: Counter::default(),
             viewer_frames_dropped: Counter::default(),
@@ -125,6 +128,11 @@ impl Default for Metrics {
             "publish_refused",
             "Publishes refused",
             m.publish_refused.clone(),
+        );
+        r.register(
+            "play_refused",
+            "Plays refused for a missing, expired or wrong token",
+            m.play_refused.clone(),
         );
         r.register("frames_in", "Media frames received", m.frames_in.clone());
         r.register(

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::hls::{self, HlsStore};
 use crate::hook::PublishHook;
@@ -45,6 +46,7 @@ impl Server {
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
 
+        let auth = Arc::new(Auth::new(config.auth.clone()));
         let rtmp_admission = Admission::new(config.rtmp_listener.clone());
         let http_admission = Admission::new(config.http_listener.clone());
         let mut metrics = Metrics::default();
@@ -89,6 +91,7 @@ impl Server {
             hub: hub.clone(),
             limits: config.rtmp_limits.clone(),
             hook: config.on_publish.clone().map(PublishHook::new),
+            auth: auth.clone(),
             metrics: metrics.clone(),
             publisher_timeout: config.hub.publisher_timeout(),
         };
@@ -105,6 +108,7 @@ impl Server {
             hls_config: config.hls.clone(),
             metrics,
             transcode: Arc::new(config.transcode.clone()),
+            auth,
         });
         tasks.push(tokio::spawn(net_guard::serve_http(
             http_listener,

@@ -27,6 +27,8 @@ pub struct Context {
     pub limits: RtmpLimits,
     /// Optional publish authorization hook.
     pub hook: Option<PublishHook>,
+    /// Which apps need signed URLs.
+    pub auth: Arc<crate::auth::Auth>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Time without media after which a publisher is dropped.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use media_core::rtmp::{
     MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession, StreamMetadata,
 };
+use media_core::token::Action;
 use net_guard::DeadlineIo;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -270,6 +271,10 @@ impl Conn {
         if self.publisher.is_some() || self.play.is_some() {
             return refuse(self, "this connection already publishes or plays");
         }
+        if let Err(e) = self.ctx.auth.check_now(Action::Publish, &app, name, query) {
+            tracing::info!(peer = %self.peer, stream = key, "publish refused: {e}");
+            return refuse(self, &e.to_string());
+        }
         if let Some(hook) = &self.ctx.hook {
             if let Err(reason) = hook.allow(&app, name, query, self.peer).await {
                 tracing::info!(peer = %self.peer, stream = key, "publish refused: {reason}");
@@ -300,6 +305,19 @@ impl Conn {
             return self
                 .session
                 .refuse(stream_id, "NetStream.Play.StreamNotFound", &e);
+        }
+        let query = stream_key.split_once('?').map_or("", |(_, q)| q);
+        if let Err(e) = self
+            .ctx
+            .auth
+            .check_now(Action::Play, &self.app, name, query)
+        {
+            tracing::info!(peer = %self.peer, stream = key, "play refused: {e}");
+            self.ctx.metrics.play_refused.inc();
+            self.refused = true;
+            return self
+                .session
+                .refuse(stream_id, "NetStream.Play.Failed", &e.to_string());
         }
         let sub = match self.ctx.hub.subscribe(&key, Protocol::Rtmp) {
             Some(sub) if self.publisher.is_none() && self.play.is_none() => sub,

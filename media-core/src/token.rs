@@ -1,0 +1,180 @@
+//! Signed media URLs: a publisher or viewer proves, with `?token=`, that whoever holds an
+//! app's secret let it publish or play one stream until a deadline.
+//!
+//! A token is `{expires}-{signature}`: `expires` in Unix seconds, and `signature` the
+//! lowercase hex HMAC-SHA256, keyed by the app's secret, of `"{action}\n{app}/{stream}\n
+//! {expires}"` with `action` `publish` or `play`. One play token covers the stream's
+//! playlists, HTTP-FLV and RTMP play; a publish token only publishing.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Publishing the stream.
+    Publish,
+    /// Playing the stream, in any protocol.
+    Play,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Publish => "publish",
+            Action::Play => "play",
+        }
+    }
+}
+
+/// Why a token was refused; the text is what the client is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `token` query parameter.
+    #[error("a token is required (?token=)")]
+    Missing,
+    /// Not `{expires}-{hex signature}`.
+    #[error("the token is malformed")]
+    Malformed,
+    /// The deadline has passed.
+    #[error("the token expired {0} s ago")]
+    Expired(u64),
+    /// Signed for another stream or action, or with another secret.
+    #[error("the token's signature does not match this stream")]
+    BadSignature,
+}
+
+fn mac(secret: &[u8], action: Action, app: &str, stream: &str, expires: u64) -> Hmac<Sha256> {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    mac.update(format!("{}\n{app}/{stream}\n{expires}", action.as_str()).as_bytes());
+    mac
+}
+
+/// A token for `action` on `app/stream`, valid until `expires` (Unix seconds).
+pub fn sign(secret: &[u8], action: Action, app: &str, stream: &str, expires: u64) -> String {
+    let signature = mac(secret, action, app, stream, expires)
+        .finalize()
+        .into_bytes();
+    let hex: String = signature.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{expires}-{hex}")
+}
+
+/// Checks `token` for `action` on `app/stream` at `now` (Unix seconds), in constant time
+/// over the signature.
+pub fn verify(
+    secret: &[u8],
+    action: Action,
+    app: &str,
+    stream: &str,
+    token: Option<&str>,
+    now: u64,
+) -> Result<(), TokenError> {
+    let token = token.ok_or(TokenError::Missing)?;
+    let (expires, hex) = token.split_once('-').ok_or(TokenError::Malformed)?;
+    let expires: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+    let signature = decode_hex(hex).ok_or(TokenError::Malformed)?;
+    if now > expires {
+        return Err(TokenError::Expired(now - expires));
+    }
+    mac(secret, action, app, stream, expires)
+        .verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)
+}
+
+/// The value of the `token` parameter in a URL query (`a=1&token=...`), if any.
+pub fn from_query(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// The `(app, stream)` a request path plays when it needs a play token: a media playlist
+/// (`/{app}/{stream}.m3u8`), a master playlist (`/{app}/{stream}/master.m3u8`) or an
+/// HTTP-FLV stream (`/{app}/{stream}.flv`). Segments are reached only through a playlist and
+/// need none.
+pub fn play_target(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (app, second) = (parts.next()?, parts.next()?);
+    let stream = match (parts.next(), parts.next()) {
+        (Some("master.m3u8"), None) => second,
+        (None, None) => second
+            .strip_suffix(".m3u8")
+            .or_else(|| second.strip_suffix(".flv"))?,
+        _ => return None,
+    };
+    Some((app, stream))
+}
+
+/// Decodes 32 bytes of hex, the length of a SHA-256 HMAC.
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"app-secret";
+
+    #[test]
+    fn a_signed_token_verifies_until_it_expires() {
+        let token = sign(SECRET, Action::Play, "live", "cam", 1_000);
+        let check =
+            |token: Option<&str>, now| verify(SECRET, Action::Play, "live", "cam", token, now);
+        assert_eq!(check(Some(&token), 999), Ok(()));
+        assert_eq!(check(Some(&token), 1_000), Ok(()));
+        assert_eq!(check(Some(&token), 1_030), Err(TokenError::Expired(30)));
+        assert_eq!(check(None, 0), Err(TokenError::Missing));
+        assert_eq!(check(Some("1000-zz"), 0), Err(TokenError::Malformed));
+        assert_eq!(check(Some("soon-00"), 0), Err(TokenError::Malformed));
+        assert_eq!(check(Some("1000-é"), 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_is_bound_to_its_stream_action_and_secret() {
+        let token = sign(SECRET, Action::Play, "live", "cam", 1_000);
+        let bad = Err(TokenError::BadSignature);
+        assert_eq!(
+            verify(SECRET, Action::Publish, "live", "cam", Some(&token), 0),
+            bad
+        );
+        assert_eq!(
+            verify(SECRET, Action::Play, "live", "cam2", Some(&token), 0),
+            bad
+        );
+        assert_eq!(
+            verify(b"other", Action::Play, "live", "cam", Some(&token), 0),
+            bad
+        );
+        let later = token.replacen("1000", "2000", 1);
+        assert_eq!(
+            verify(SECRET, Action::Play, "live", "cam", Some(&later), 0),
+            bad
+        );
+    }
+
+    #[test]
+    fn playlists_and_flv_need_tokens_segments_do_not() {
+        assert_eq!(play_target("/live/cam.m3u8"), Some(("live", "cam")));
+        assert_eq!(play_target("/live/cam.flv"), Some(("live", "cam")));
+        assert_eq!(play_target("/live/cam/master.m3u8"), Some(("live", "cam")));
+        assert_eq!(play_target("/live/cam/3.ts"), None);
+        assert_eq!(play_target("/live/cam/a/master.m3u8"), None);
+        assert_eq!(play_target("/metrics"), None);
+    }
+
+    #[test]
+    fn the_token_is_found_in_a_query() {
+        assert_eq!(from_query("a=1&token=5-ab&b=2"), Some("5-ab"));
+        assert_eq!(from_query("tokens=1"), None);
+        assert_eq!(from_query(""), None);
+    }
+}
