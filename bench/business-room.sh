@@ -94,7 +94,8 @@ run_idle() {
   rss_total=$r1
 }
 
-business_args=(--listen 127.0.0.1:0 --token-secret bench-secret --max-conns-per-ip 100000 --chat-per-sec 10000 --chat-burst 10000
+business_args=(--listen 127.0.0.1:0 --token-secret bench-secret --max-conns-per-ip 100000
+  --max-connections 100000 --max-connections-per-ip 100000 --chat-per-sec 10000 --chat-burst 10000
   --messages-per-sec 10000 --messages-burst 10000 --presence-events false)
 
 echo "== business-server: $MEMBERS members, $RATE msg/s"

@@ -155,7 +155,8 @@ measure() {
 edge_cmd=(target/release/livepulse edge)
 [ -x target/release/cdn-edge ] && edge_cmd=(target/release/cdn-edge)
 edge_port=$(free_port)
-RUST_LOG=warn "${edge_cmd[@]}" --listen "127.0.0.1:$edge_port" --origin "$O" >"$work/edge.log" 2>&1 &
+RUST_LOG=warn "${edge_cmd[@]}" --listen "127.0.0.1:$edge_port" --origin "$O" \
+  --max-connections 20000 --max-connections-per-ip 20000 >"$work/edge.log" 2>&1 &
 edge_pid=$!
 pids+=($edge_pid)
 wait_port "$edge_port"

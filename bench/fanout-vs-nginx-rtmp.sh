@@ -83,8 +83,9 @@ for driver in rtmp-play flv-play; do
   case " $RUNS " in *" ${driver%-play} "*) ;; *) continue ;; esac
   for n in $VIEWERS; do
     rtmp_port=$(free_port); http_port=$(free_port)
+    loopback_origin_config "$work/origin.toml"
     RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$BIN" origin --rtmp "127.0.0.1:$rtmp_port" \
-      --http "127.0.0.1:$http_port" >"$work/origin.log" 2>&1 &
+      --http "127.0.0.1:$http_port" --config "$work/origin.toml" >"$work/origin.log" 2>&1 &
     origin=$!
     pids+=($origin)
     wait_port "$rtmp_port"

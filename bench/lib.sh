@@ -43,3 +43,16 @@ bench_workdir() {
   pids=()
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 }
+
+# loopback_origin_config FILE: an origin config whose listeners let one address (the load
+# generator on this machine) open as many connections as the whole listener.
+loopback_origin_config() {
+  cat >"$1" <<'TOML'
+[rtmp_listener]
+max_connections = 20000
+max_connections_per_ip = 20000
+[http_listener]
+max_connections = 20000
+max_connections_per_ip = 20000
+TOML
+}

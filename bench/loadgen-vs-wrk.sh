@@ -100,7 +100,8 @@ for n in 200 1000; do
 done
 
 biz_port=$(free_port)
-taskset -c 0 "$bin" business --listen "127.0.0.1:$biz_port" --token-secret bench-secret --max-conns-per-ip 30000 >/dev/null 2>&1 &
+taskset -c 0 "$bin" business --listen "127.0.0.1:$biz_port" --token-secret bench-secret --max-conns-per-ip 30000 \
+  --max-connections 30000 --max-connections-per-ip 30000 >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$biz_port"
 ws="ws://127.0.0.1:$biz_port/ws?room={room}&token={token}"

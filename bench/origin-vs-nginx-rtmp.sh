@@ -52,8 +52,9 @@ print(f'{cpu/($N*$DUR/60):.3f} {cpu/$DUR*100:.1f} {$rss/1024:.1f}')"
 
 # Our origin.
 rtmp_port=$(free_port); http_port=$(free_port)
+loopback_origin_config "$work/origin.toml"
 RUST_LOG=warn target/release/livepulse origin --rtmp "127.0.0.1:$rtmp_port" --http "127.0.0.1:$http_port" \
-  >"$work/origin.log" 2>&1 &
+  --config "$work/origin.toml" >"$work/origin.log" 2>&1 &
 origin_pid=$!
 pids+=($origin_pid)
 wait_port "$rtmp_port"

@@ -167,10 +167,22 @@ pub fn codecs(probe: &serde_json::Value) -> Vec<(String, Option<u64>, Option<u64
         .unwrap_or_default()
 }
 
+/// Listener limits for servers whose every client is this test process on 127.0.0.1: one
+/// address may open as many connections as the listener.
+pub fn one_address_limits() -> net_guard::Limits {
+    let limits = net_guard::Limits::default();
+    net_guard::Limits {
+        max_connections_per_ip: limits.max_connections,
+        ..limits
+    }
+}
+
 /// An origin on ephemeral loopback ports with short HLS segments.
 pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> media_server::Running {
     let mut config = media_server::Config::ephemeral();
     config.hls.target_duration_secs = 1.0;
+    config.rtmp_listener = one_address_limits();
+    config.http_listener = one_address_limits();
     tweak(&mut config);
     media_server::Server::bind(config)
         .await
@@ -325,6 +337,7 @@ pub async fn start_business(token_secret: &str, admin_key: &str) -> business_ser
         listen: "127.0.0.1:0".parse().expect("addr"),
         token_secret: token_secret.into(),
         admin_key: admin_key.into(),
+        listener: one_address_limits(),
         ..business_server::Config::default()
     };
     business_server::Server::bind(config)
