@@ -198,6 +198,7 @@ async fn supervise(
 mod tests {
     use super::*;
     use crate::config::{HubConfig, OnConflict, RenditionConfig};
+    use crate::hub::Protocol;
     use bytes::Bytes;
     use media_core::avc::AvcConfig;
     use media_core::flv::{avc_video_tag, VideoPacket};
