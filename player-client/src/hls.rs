@@ -1,7 +1,7 @@
 //! HLS playback: playlist polling, sequential segment downloads demuxed as they stream in,
 //! and the buffer fed one whole segment at a time (as hls.js appends them).
 
-mod playlist;
+pub mod playlist;
 mod poll;
 
 use std::time::Duration;

@@ -25,6 +25,9 @@ mod tags;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{PlayError, PlayErrorKind};
+/// HLS playlist parsing and validation, public for the fuzz target and its corpus replay.
+#[doc(hidden)]
+pub use hls::playlist as hls_playlist;
 pub use latency::{Join, LatencySummary};
 pub use options::PlayOptions;
 pub use qoe::PlayState;

@@ -10,35 +10,35 @@ use m3u8_rs::Playlist;
 use reqwest::Url;
 
 /// Longest target or segment duration accepted: no live playlist lists longer ones.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 /// One listed media segment.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Media sequence number, below `u64::MAX`.
-    pub(crate) seq: u64,
+    pub seq: u64,
     /// Absolute URL.
-    pub(crate) url: String,
+    pub url: String,
     /// `EXTINF` duration, above zero and at most [`MAX_DURATION`].
-    pub(crate) duration: Duration,
+    pub duration: Duration,
     /// Preceded by `EXT-X-DISCONTINUITY`.
-    pub(crate) discontinuity: bool,
+    pub discontinuity: bool,
 }
 
 /// A media playlist.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct MediaList {
+pub struct MediaList {
     /// `EXT-X-TARGETDURATION`, from 100 ms (so polling never spins) to [`MAX_DURATION`].
-    pub(crate) target: Duration,
+    pub target: Duration,
     /// Listed segments, oldest first.
-    pub(crate) segments: Vec<Entry>,
+    pub segments: Vec<Entry>,
     /// `EXT-X-ENDLIST` present.
-    pub(crate) ended: bool,
+    pub ended: bool,
 }
 
 /// What a playlist URL answered.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// A media playlist.
     Media(MediaList),
     /// A master playlist: the absolute URL of the variant to play (the first listed, as
@@ -48,7 +48,7 @@ pub(crate) enum Parsed {
 
 /// Why a playlist body cannot be played.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Rejected {
+pub enum Rejected {
     /// The body is not an HLS playlist at all.
     NotHls(String),
     /// An HLS playlist with a value no stream can have.
@@ -58,7 +58,7 @@ pub(crate) enum Rejected {
 const MIN_TARGET: Duration = Duration::from_millis(100);
 
 /// Parses a playlist fetched from `base`.
-pub(crate) fn parse(base: &str, body: &[u8]) -> Result<Parsed, Rejected> {
+pub fn parse(base: &str, body: &[u8]) -> Result<Parsed, Rejected> {
     let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if !text.trim_ascii_start().starts_with(b"#EXTM3U") {
         let shown: String = String::from_utf8_lossy(&text[..text.len().min(40)])
