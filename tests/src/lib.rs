@@ -21,9 +21,39 @@ pub fn require(bin: &str) -> bool {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{bin} is required when CI=true but was not found on PATH");
         }
-        eprintln!("skipping: {bin} not found on PATH (install it to run this test)");
+        skip(&format!(
+            "{bin} not found on PATH (install it to run this test)"
+        ));
     }
     found
+}
+
+/// Where skipped tests are listed until `zz_skipped_summary` prints them: next to the test
+/// binaries, so every test binary of one `cargo test` run finds the same file.
+pub fn skip_list() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.join("livepulse-skipped-tests.txt"))
+}
+
+/// Records that the running test skips itself for `reason`: printed at once past the test
+/// harness's output capture, and listed again in one line at the end of the run.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("{test}: {reason}");
+    let _ = writeln!(std::io::stderr(), "skipping {line}");
+    if let Some(path) = skip_list() {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 /// A child process killed when dropped.

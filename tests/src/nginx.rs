@@ -44,7 +44,9 @@ pub fn available() -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{MODULE} is required when CI=true (apt-get install libnginx-mod-rtmp)");
     }
-    eprintln!("skipping: {MODULE} missing (apt-get install libnginx-mod-rtmp)");
+    crate::skip(&format!(
+        "{MODULE} missing (apt-get install libnginx-mod-rtmp)"
+    ));
     false
 }
 
