@@ -125,6 +125,7 @@ async fn a_playlist_polled_by_many_viewers_is_refreshed_once_per_freshness_perio
                 let text = r.text().await.expect("body");
                 assert!(text.starts_with("#EXTM3U"), "{text}");
                 polls += 1;
+                // Each viewer polls twice a second, as a player refreshing a live playlist.
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             polls
@@ -288,6 +289,7 @@ async fn head_range_negative_answers_and_bad_paths() {
         "HIT",
         "a 404 is cached briefly"
     );
+    // Outlive the cached 404's freshness: the time passing is what is tested.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let third = client.get(&missing).send().await.expect("404");
     assert_eq!(

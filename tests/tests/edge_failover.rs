@@ -1,9 +1,11 @@
 //! An origin killed mid-run: the edge fails over to the second origin and viewers continue.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use livepulse_tests::{push_sample, start_origin, wait_for};
-use player_client::{play, PlayOptions};
+use player_client::{play, PlayOptions, PlayState, Progress};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,20 +29,41 @@ async fn viewers_continue_through_the_edge_when_an_origin_dies() {
     config.health_interval_ms = 300;
     let edge = cdn_edge::Server::bind(config).await.expect("edge starts");
 
+    let playing: Vec<_> = (0..2).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let players: Vec<_> = ["flv", "m3u8"]
         .into_iter()
-        .map(|ext| {
+        .zip(playing.clone())
+        .map(|(ext, playing)| {
             let url = format!("http://{}/live/ha.{ext}", edge.http_addr());
             let options = PlayOptions {
                 duration: Some(Duration::from_secs(14)),
                 ..PlayOptions::default()
             };
             tokio::spawn(async move {
-                play(&url, &options, &CancellationToken::new(), &mut |_| {}).await
+                let mut progress = |p: &Progress| {
+                    if p.state == PlayState::Playing {
+                        playing.store(true, Ordering::SeqCst);
+                    }
+                };
+                play(&url, &options, &CancellationToken::new(), &mut progress).await
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The primary dies once both players play through the edge, the edge's FLV upstream
+    // attached to the primary.
+    let both_playing = wait_for(Duration::from_secs(15), || async {
+        let flv_on_primary = primary
+            .hub()
+            .stats()
+            .iter()
+            .any(|s| s.key == "live/ha" && s.viewers.http_flv > 0);
+        (flv_on_primary && playing.iter().all(|p| p.load(Ordering::SeqCst))).then_some(())
+    })
+    .await;
+    assert!(
+        both_playing.is_some(),
+        "the players never played from the primary through the edge"
+    );
     stop_a.cancel();
     primary.shutdown().await;
 

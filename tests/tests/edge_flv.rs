@@ -2,13 +2,21 @@
 //! viewers, late joiners start at a keyframe, the upstream closes after the last viewer.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use livepulse_tests::{get, push_sample, start_origin, wait_for};
 use media_core::flv::{self, Tag, VideoPacket};
 
-/// Tags read from an FLV URL until `video_tags` video tags arrived.
-async fn read_tags(client: &reqwest::Client, url: &str, video_tags: usize) -> Vec<Tag> {
+/// Tags read from an FLV URL until `video_tags` video tags arrived; `playing` counts the
+/// readers whose first video tag arrived.
+async fn read_tags(
+    client: &reqwest::Client,
+    url: &str,
+    video_tags: usize,
+    playing: &AtomicUsize,
+) -> Vec<Tag> {
     let mut r = client.get(url).send().await.expect("edge answers");
     assert_eq!(r.status(), 200, "{url}");
     let mut reader = flv::Reader::new();
@@ -17,8 +25,12 @@ async fn read_tags(client: &reqwest::Client, url: &str, video_tags: usize) -> Ve
         while tags.iter().filter(|t| t.tag_type == flv::TAG_VIDEO).count() < video_tags {
             let chunk = r.chunk().await.expect("stream").expect("stream open");
             reader.push(&chunk);
+            let had_video = tags.iter().any(|t| t.tag_type == flv::TAG_VIDEO);
             while let Some(tag) = reader.next_tag().expect("valid FLV") {
                 tags.push(tag);
+            }
+            if !had_video && tags.iter().any(|t| t.tag_type == flv::TAG_VIDEO) {
+                playing.fetch_add(1, Ordering::SeqCst);
             }
         }
     };
@@ -79,14 +91,19 @@ async fn many_flv_viewers_share_one_origin_connection() {
     let url = format!("http://{}/live/fan.flv", edge.http_addr());
     let client = reqwest::Client::new();
 
+    let playing = Arc::new(AtomicUsize::new(0));
     let mut viewers = tokio::task::JoinSet::new();
     for _ in 0..299 {
-        let (client, url) = (client.clone(), url.clone());
-        viewers.spawn(async move { read_tags(&client, &url, 60).await });
+        let (client, url, playing) = (client.clone(), url.clone(), playing.clone());
+        viewers.spawn(async move { read_tags(&client, &url, 60, &playing).await });
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all_playing = wait_for(Duration::from_secs(15), || async {
+        (playing.load(Ordering::SeqCst) == 299).then_some(())
+    })
+    .await;
+    assert!(all_playing.is_some(), "not every edge viewer got video");
     let during = origin_flv_viewers(origin.http_addr()).await;
-    let late = read_tags(&client, &url, 10).await;
+    let late = read_tags(&client, &url, 10, &AtomicUsize::new(0)).await;
     assert_starts_at_keyframe(&late);
     let mut finished = 0;
     while let Some(tags) = viewers.join_next().await {

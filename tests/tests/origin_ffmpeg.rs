@@ -65,6 +65,7 @@ async fn ffmpeg_publish_then_ffprobe_and_decode_over_hls_flv_and_rtmp() {
                 );
                 last_seq = pl.media_sequence;
                 polls += 1;
+                // Twelve polls half a second apart, spread over the decodes.
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             polls
@@ -107,6 +108,7 @@ async fn silent_publisher_is_replaced_without_waiting_for_tcp_timeout() {
         wait_publishing(&origin, "live/cam").await,
         "ffmpeg never went live"
     );
+    let first_epoch = origin.hub().get("live/cam").expect("stream").epoch();
 
     // Freeze ffmpeg: its TCP connection stays open but no media flows, as after a network drop.
     let stopped = std::process::Command::new("kill")
@@ -115,16 +117,23 @@ async fn silent_publisher_is_replaced_without_waiting_for_tcp_timeout() {
         .expect("kill runs");
     assert!(stopped.success());
     let started = std::time::Instant::now();
-    let replaced = wait_for(Duration::from_secs(10), || async {
-        let (stop, task) = livepulse_tests::push_sample(&rtmp);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if task.is_finished() {
-            return None;
-        }
-        Some((stop, task))
+    let evicted = wait_for(Duration::from_secs(10), || async {
+        origin.hub().get("live/cam").filter(|s| !s.is_live())
     })
     .await;
-    let (stop, task) = replaced.expect("a new publisher got the key");
+    assert!(evicted.is_some(), "the silent publisher was never evicted");
+    let (stop, task) = livepulse_tests::push_sample(&rtmp);
+    let replaced = wait_for(Duration::from_secs(10), || async {
+        origin
+            .hub()
+            .get("live/cam")
+            .filter(|s| s.is_live() && s.epoch() > first_epoch && s.info().video_codec.is_some())
+    })
+    .await;
+    assert!(
+        replaced.is_some() && !task.is_finished(),
+        "a new publisher got the key"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "republish took {:?}",

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use livepulse_tests::{get, push_sample, start_origin, wait_for};
+use livepulse_tests::{get, push_sample, segment_uris, start_origin, wait_for};
 use media_core::flv::{self, Reader, Tag, VideoPacket};
 use media_server::config::OnConflict;
 use rml_rtmp::chunk_io::ChunkSerializer;
@@ -70,8 +70,20 @@ async fn flv_viewer_gets_a_keyframe_first_and_at_once() {
     let origin = start_origin(|_| {}).await;
     let (stop, _task) = push_sample(&format!("rtmp://{}/live/a", origin.rtmp_addr()));
     wait_live(&origin, "live/a").await;
-    // Join in the middle of a GOP.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Join in the middle of a GOP: the cached GOP holds its keyframe and at least 30 frames
+    // after it (about 0.4 s of the sample's 2 s GOP), so the next keyframe is far off.
+    let mid_gop = wait_for(Duration::from_secs(10), || async {
+        origin
+            .hub()
+            .stats()
+            .into_iter()
+            .find(|s| s.key == "live/a" && s.live && s.gop_frames >= 30)
+    })
+    .await;
+    assert!(
+        mid_gop.is_some(),
+        "the GOP cache never filled past its keyframe"
+    );
     let url = format!("http://{}/live/a.flv", origin.http_addr());
     let started = Instant::now();
     let mut viewer = FlvViewer::open(&url).await;
@@ -190,9 +202,12 @@ async fn hostile_rtmp_input_closes_only_that_connection() {
     assert!(closed_by_server(s).await, "deep AMF: connection not closed");
 
     let before = received.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flowing = wait_for(Duration::from_secs(1), || async {
+        (received.load(Ordering::Relaxed) > before).then_some(())
+    })
+    .await;
     assert!(
-        received.load(Ordering::Relaxed) > before,
+        flowing.is_some(),
         "the live viewer stalled during the attacks"
     );
     assert!(!publisher.is_finished(), "the publisher was disconnected");
@@ -257,17 +272,32 @@ async fn republish_continues_flv_viewers_and_marks_hls_discontinuity() {
     wait_live(&origin, "live/a").await;
     let mut viewer = FlvViewer::open(&format!("http://{http}/live/a.flv")).await;
     let (first, _) = viewer.next_media_video().await.expect("video");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let segmented = wait_for(Duration::from_secs(10), || async {
+        let (status, body) = get(&format!("http://{http}/live/a.m3u8")).await;
+        let text = String::from_utf8_lossy(&body);
+        (status == 200 && !segment_uris(&text, "").is_empty()).then_some(())
+    })
+    .await;
+    assert!(segmented.is_some(), "the first publish made no HLS segment");
 
     stop.cancel();
     task.await
         .expect("task")
         .expect("first publish ran cleanly");
     let (stop, task) = push_sample(&url);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The first publisher left cleanly, so the key is free at once: well before the 5 s
+    // publisher timeout could have freed it.
+    let republished = wait_for(Duration::from_secs(2), || async {
+        origin
+            .hub()
+            .get("live/a")
+            .filter(|s| s.is_live() && s.epoch() == 2)
+    })
+    .await;
     if task.is_finished() {
         panic!("republish must be accepted at once: {:?}", task.await);
     }
+    assert!(republished.is_some(), "republish must be accepted at once");
 
     let mut last = first.timestamp;
     let mut epochs = 0;

@@ -1,20 +1,28 @@
 //! player-client rides out an origin restart: it retries with backoff and resumes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use livepulse_tests::{push_sample, start_origin, wait_for};
-use player_client::{play, PlayOptions, Summary};
+use player_client::{play, PlayOptions, PlayState, Progress, Summary};
 use tokio_util::sync::CancellationToken;
 
-async fn play_for(url: String, secs: u64) -> Summary {
+/// Plays `url` for `secs`; `playing` is set once the player reports playback.
+async fn play_for(url: String, secs: u64, playing: Arc<AtomicBool>) -> Summary {
     let options = PlayOptions {
         duration: Some(Duration::from_secs(secs)),
         give_up_after: Duration::from_secs(8),
         ..PlayOptions::default()
     };
+    let mut progress = |p: &Progress| {
+        if p.state == PlayState::Playing {
+            playing.store(true, Ordering::SeqCst);
+        }
+    };
     tokio::time::timeout(
         Duration::from_secs(secs + 15),
-        play(&url, &options, &CancellationToken::new(), &mut |_| {}),
+        play(&url, &options, &CancellationToken::new(), &mut progress),
     )
     .await
     .expect("play ends on its own")
@@ -33,13 +41,24 @@ async fn players_reconnect_after_the_origin_restarts() {
     .await;
     assert!(live.is_some(), "the sample never went live");
 
-    let flv = tokio::spawn(play_for(format!("http://{http_addr}/live/again.flv"), 9));
-    let rtmp = tokio::spawn(play_for(publish.clone(), 9));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let playing = [(); 2].map(|_| Arc::new(AtomicBool::new(false)));
+    let flv_url = format!("http://{http_addr}/live/again.flv");
+    let flv = tokio::spawn(play_for(flv_url, 9, playing[0].clone()));
+    let rtmp = tokio::spawn(play_for(publish.clone(), 9, playing[1].clone()));
+    let both_playing = wait_for(Duration::from_secs(10), || async {
+        playing
+            .iter()
+            .all(|p| p.load(Ordering::SeqCst))
+            .then_some(())
+    })
+    .await;
+    assert!(both_playing.is_some(), "the players never started playing");
     stop.cancel();
     let _ = pusher.await;
     origin.shutdown().await;
 
+    // The origin stays down for a moment, so the players' retries meet a closed port and
+    // back off before it returns.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let origin = start_origin(|c| {
         c.rtmp = rtmp_addr;

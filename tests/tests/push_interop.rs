@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use livepulse_tests::{codecs, ffprobe_streams, nginx, require, start_origin, wait_for};
-use push_client::{Backoff, FlvLoop, PublishOptions, PublishStats, RtmpUrl};
+use push_client::{Backoff, FlvLoop, PublishOptions, PublishState, PublishStats, RtmpUrl};
 use tokio_util::sync::CancellationToken;
 
 fn expected() -> Vec<(String, Option<u64>, Option<u64>)> {
@@ -162,7 +162,18 @@ async fn pusher_reconnects_by_itself_after_an_origin_restart() {
     assert!(live.is_some());
     origin.shutdown().await;
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The origin comes back once the pusher has found it gone: its first reconnect met a
+    // closed port and it is backing off again.
+    let retrying = wait_for(Duration::from_secs(10), || async {
+        let s = stats.snapshot();
+        (s.reconnects >= 1 && s.state == PublishState::Backoff).then_some(())
+    })
+    .await;
+    assert!(
+        retrying.is_some(),
+        "the pusher did not retry the stopped origin: {:?}",
+        stats.snapshot()
+    );
     let restarted = start_origin(|c| {
         c.rtmp = rtmp_addr;
         c.http = http_addr;

@@ -186,7 +186,40 @@ async fn ladder_is_aligned_with_the_source_probed_through_the_master_and_plays()
     // The publisher leaves; once the last segments are out, every playlist lists the same
     // sequence numbers with the same durations, and every segment starts with a keyframe.
     drop(publisher);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let names: Vec<String> = std::iter::once("abr".to_string())
+        .chain(LADDER.iter().map(|(name, ..)| format!("abr_{name}")))
+        .collect();
+    let ended = wait_for(Duration::from_secs(10), || async {
+        let stats = origin.hub().stats();
+        let none_live = names
+            .iter()
+            .all(|n| !stats.iter().any(|s| s.key == format!("live/{n}") && s.live));
+        (none_live && threads_named(THREADS) == 0).then_some(())
+    })
+    .await;
+    assert!(ended.is_some(), "the source or a rendition is still live");
+    // No frame arrives any more; each stream's segmenter still holds its last, unfinished
+    // segment and lists it once the stream has been idle for a while.
+    let next_sequence = |p: &m3u8_rs::MediaPlaylist| p.media_sequence + p.segments.len() as u64;
+    let mut held = Vec::new();
+    for n in &names {
+        let p = playlist(&format!("{http}/live/{n}.m3u8")).await;
+        held.push(p.as_ref().map_or(0, next_sequence));
+    }
+    let last_out = wait_for(Duration::from_secs(15), || async {
+        for (n, held) in names.iter().zip(&held) {
+            let p = playlist(&format!("{http}/live/{n}.m3u8")).await?;
+            if next_sequence(&p) <= *held {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(
+        last_out.is_some(),
+        "a stream's last segment never came out (next sequence numbers when it ended: {held:?})"
+    );
     let source = playlist(&format!("{http}/live/abr.m3u8"))
         .await
         .expect("source playlist");
