@@ -68,15 +68,30 @@ impl StreamSegmenter {
         if let Some(c) = self.aac {
             self.segmenter.set_aac_config(c);
         }
-        self.discontinuity = true;
         last
     }
 
-    fn push(&mut self, frame: &Frame) -> Vec<Segment> {
+    /// Pairs a finished segment with whether it starts a new publish session.
+    fn mark(&mut self, segment: Segment) -> (Segment, bool) {
+        (segment, std::mem::take(&mut self.discontinuity))
+    }
+
+    /// Finishes the open segment (the publisher left).
+    fn flush(&mut self) -> Option<(Segment, bool)> {
+        let last = self.segmenter.flush()?;
+        Some(self.mark(last))
+    }
+
+    /// Segments `frame` finished, each with whether a discontinuity precedes it: the last
+    /// segment of a publish session keeps none, the first one of the next session has one.
+    fn push(&mut self, frame: &Frame) -> Vec<(Segment, bool)> {
         let mut out = Vec::new();
         if self.epoch != Some(frame.epoch) {
             if self.epoch.is_some() {
-                out.extend(self.restart());
+                if let Some(last) = self.restart() {
+                    out.push(self.mark(last));
+                }
+                self.discontinuity = true;
             }
             self.epoch = Some(frame.epoch);
         }
@@ -121,7 +136,8 @@ impl StreamSegmenter {
             FrameKind::Script => Ok(None),
         };
         match result {
-            Ok(seg) => out.extend(seg),
+            Ok(Some(seg)) => out.push(self.mark(seg)),
+            Ok(None) => {}
             Err(e) => tracing::debug!("hls segmenter skipped a frame: {e}"),
         }
         out
@@ -139,12 +155,11 @@ fn segmenter_config(config: &HlsConfig) -> SegmenterConfig {
 fn publish(
     key: &str,
     out: &RwLock<HlsStream>,
-    segs: Vec<Segment>,
+    segs: Vec<(Segment, bool)>,
     state: &mut StreamSegmenter,
     metrics: &Metrics,
 ) {
-    for seg in segs {
-        let discontinuity = std::mem::take(&mut state.discontinuity);
+    for (seg, discontinuity) in segs {
         metrics.hls_segments.inc();
         if !seg.keyframe_start {
             metrics.hls_forced_cuts.inc();
@@ -180,11 +195,67 @@ async fn segment_stream(
             Ok(None) => break,
             Err(_) => {
                 if !stream.is_live() {
-                    let segs: Vec<Segment> = state.segmenter.flush().into_iter().collect();
+                    let segs: Vec<_> = state.flush().into_iter().collect();
                     publish(&key, &out, segs, &mut state, &metrics);
                 }
             }
         }
     }
     store.remove(&key, &claim);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in sample's first `until_ms` as hub frames of publish session `epoch`, with
+    /// timestamps from `base_ms`.
+    fn frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Frame> {
+        let tags = flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap();
+        tags.into_iter()
+            .filter(|t| t.timestamp <= until_ms)
+            .filter_map(|t| {
+                let dts = base_ms + u64::from(t.timestamp);
+                match t.tag_type {
+                    flv::TAG_VIDEO => {
+                        let info = flv::parse_video(&t.data).unwrap();
+                        let header = info.packet == VideoPacket::SequenceHeader;
+                        let kind = FrameKind::Video;
+                        let cts = info.composition_time;
+                        Some(Frame::new(
+                            kind,
+                            dts,
+                            cts,
+                            info.keyframe,
+                            header,
+                            epoch,
+                            t.data,
+                        ))
+                    }
+                    flv::TAG_AUDIO => {
+                        let header = flv::parse_audio(&t.data).unwrap().sequence_header;
+                        let kind = FrameKind::Audio;
+                        Some(Frame::new(kind, dts, 0, false, header, epoch, t.data))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_discontinuity_goes_before_the_first_segment_of_the_new_session() {
+        let mut state = StreamSegmenter::new(HlsConfig::default());
+        let mut out = Vec::new();
+        for f in frames(1, 0, 5_000).iter().chain(&frames(2, 10_000, 5_000)) {
+            out.extend(state.push(f).into_iter().map(|(s, d)| (s.start_dts_ms, d)));
+        }
+        let first_of_second = out.iter().position(|&(start, _)| start >= 10_000).unwrap();
+        let marked: Vec<usize> = (0..out.len()).filter(|&i| out[i].1).collect();
+        assert_eq!(marked, [first_of_second], "{out:?}");
+        assert!(
+            first_of_second > 0,
+            "the first session's last segment came first"
+        );
+    }
 }
