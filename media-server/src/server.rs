@@ -59,12 +59,14 @@ impl Server {
         let mut tasks = Vec::new();
 
         if config.hls.enabled {
-            tasks.push(tokio::spawn(hls::run(
-                &hub,
-                store.clone(),
-                config.hls.clone(),
-                metrics.clone(),
-            )));
+            let output = hls::run(&hub, store.clone(), config.hls.clone(), metrics.clone());
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = output => {}
+                }
+            }));
         }
 
         #[cfg(feature = "transcode")]
