@@ -91,7 +91,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("Press Ctrl-C to stop.");
 
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     stop.cancel();
     let _ = pusher.await;
     edge.shutdown().await;

@@ -114,7 +114,7 @@ async fn origin(args: OriginArgs) -> anyhow::Result<()> {
         "Stats:        http://{}/api/v1/streams",
         running.http_addr()
     );
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -127,7 +127,7 @@ async fn edge(config: cdn_edge::Config) -> anyhow::Result<()> {
         "Edge: http://{} in front of {origins} (cache summary at /api/v1/cache)",
         running.http_addr()
     );
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -143,7 +143,7 @@ async fn business(config: business_server::Config) -> anyhow::Result<()> {
         running.http_addr(),
         running.backend()
     );
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())

@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         running.http_addr(),
         running.backend()
     );
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     running.shutdown().await;
     Ok(())
 }

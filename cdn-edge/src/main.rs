@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let running = Server::bind(Cli::parse().config).await?;
     println!("cdn-edge listening on http://{}", running.http_addr());
-    tokio::signal::ctrl_c().await?;
+    net_guard::stop_signal().await?;
     running.shutdown().await;
     Ok(())
 }

@@ -14,8 +14,10 @@ mod admission;
 mod config;
 mod deadline;
 mod http;
+mod signal;
 
 pub use admission::{Admission, Permit, Refusal, Stats};
 pub use config::{Limits, LimitsError};
 pub use deadline::DeadlineIo;
 pub use http::{serve_http, PeerAddr};
+pub use signal::stop_signal;

@@ -4,7 +4,7 @@
 //! per request (task hand-offs, header maps), which would make the generator the bottleneck
 //! long before the server; this is the wrk approach in a few hundred lines.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -58,10 +58,28 @@ pub struct Answer {
     pub len: u64,
 }
 
+/// Longest a connection is kept idle for reuse: below the keep-alive timeouts servers
+/// commonly use (5 s in Node.js, 10 s for our servers' header deadline, 75 s in nginx), so a
+/// request is not sent on a connection the server is closing.
+const MAX_IDLE: Duration = Duration::from_secs(4);
+
 /// One keep-alive connection.
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    idle_since: Instant,
+}
+
+impl Conn {
+    /// True if the connection can carry another request: idle briefly, and the server has
+    /// neither closed it nor sent anything unasked.
+    fn reusable(&self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.idle_since) > MAX_IDLE || !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
 }
 
 /// Keep-alive connections to one `host:port`.
@@ -107,10 +125,16 @@ impl Pool {
         &self.authority
     }
 
-    /// An idle keep-alive connection, or a new one.
+    /// An idle keep-alive connection still open, or a new one.
     pub async fn checkout(&self) -> Result<Conn, HttpFailure> {
-        if let Some(c) = self.idle.lock().pop() {
-            return Ok(c);
+        let now = Instant::now();
+        loop {
+            let Some(c) = self.idle.lock().pop() else {
+                break;
+            };
+            if c.reusable(now) {
+                return Ok(c);
+            }
         }
         let connect = TcpStream::connect(self.authority.as_str());
         let stream = match tokio::time::timeout(self.timeout, connect).await {
@@ -122,6 +146,7 @@ impl Pool {
         Ok(Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            idle_since: now,
         })
     }
 
@@ -140,6 +165,7 @@ impl Pool {
             Err(_) => return Err(HttpFailure::Timeout),
         };
         if reusable {
+            conn.idle_since = Instant::now();
             self.idle.lock().push(conn);
         }
         Ok(answer)
@@ -370,6 +396,33 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            // Each connection gets one keep-alive answer, then the server closes it, as a
+            // server does when its keep-alive timeout passes.
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                drop(s);
+            }
+        });
+        let pool = Pool::new(addr.clone(), Duration::from_secs(5));
+        let req = build_request("POST", "/buy", &addr, &[], b"");
+        for i in 0..3 {
+            let conn = pool.checkout().await.expect("conn");
+            let answer = pool.send(conn, &req, false).await;
+            assert_eq!(answer.map(|a| a.status), Ok(200), "request {i}");
+            // Let the server's close arrive before the next checkout.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
