@@ -81,15 +81,11 @@ start_edge() {
   pid[edge]=$!
   wait_port "$edge_port"
 }
-# Keep-alive connections outlast the minute between flash-sale pulses (the header deadline also
-# bounds a kept-alive connection's wait for its next request): the generator's HTTP pool reuses
-# an idle connection without noticing that the server closed it meanwhile. Purchase answers
-# expire after 2 minutes instead of a day, so the sale's book reaches its steady size (and its
-# sweep runs) within the warm-up.
+# Purchase answers expire after 2 minutes instead of a day, so the sale's book reaches its
+# steady size (and its sweep runs) within the warm-up.
 start_business() {
   RUST_LOG=warn "$BIN" business --listen "127.0.0.1:$biz_port" --admin-key "$admin_key" \
-    --token-secret "$token_secret" --header-timeout-secs 90 --idle-timeout-secs 90 \
-    --idempotency-ttl-ms 120000 >>"$work/business.log" 2>&1 &
+    --token-secret "$token_secret" --idempotency-ttl-ms 120000 >>"$work/business.log" 2>&1 &
   pid[business]=$!
   wait_port "$biz_port"
 }
