@@ -284,9 +284,18 @@ async fn republish_continues_flv_viewers_and_marks_hls_discontinuity() {
     task.await
         .expect("task")
         .expect("first publish ran cleanly");
+    // The first publisher left cleanly, so the key is freed as soon as the origin reads the
+    // close: well before the 5 s publisher timeout could have freed it.
+    let freed = wait_for(Duration::from_secs(2), || async {
+        origin
+            .hub()
+            .get("live/a")
+            .filter(|s| !s.is_live())
+            .map(|_| ())
+    })
+    .await;
+    assert!(freed.is_some(), "a clean leave frees the key at once");
     let (stop, task) = push_sample(&url);
-    // The first publisher left cleanly, so the key is free at once: well before the 5 s
-    // publisher timeout could have freed it.
     let republished = wait_for(Duration::from_secs(2), || async {
         origin
             .hub()
