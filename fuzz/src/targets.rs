@@ -20,6 +20,7 @@ use media_core::rtmp::{
     ChunkDecoder, ClientConfig, ClientSession, Limits, ServerConfig, ServerEvent, ServerSession,
 };
 use media_core::sei;
+use media_core::token::{self, Action};
 use media_core::ts::{self, Demuxer, Muxer, StreamKind};
 use player_client::hls_playlist::{self, Parsed, MAX_DURATION};
 
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("hls_playlist", hls_playlist),
     ("business_message", business_message),
     ("edge_request", edge_request),
+    ("signed_url", signed_url),
 ];
 
 /// The RTMP chunk decoder and command decoder, through both session ends, on arbitrary bytes
@@ -582,4 +584,50 @@ fn is_dot_segment(segment: &str) -> bool {
         dots += 1;
     }
     (1..=2).contains(&dots)
+}
+
+/// Signed URLs: the input is a request target (`path?query`). Nothing panics on any path or
+/// token; a token is accepted only when its signature is the one for its own deadline (in
+/// either hex case); a freshly signed token always is; and the token the edge signs for its
+/// origin fetch passes the origin's check of the same path.
+pub fn signed_url(data: &[u8]) {
+    const SECRET: &str = "fuzz-app-secret-0123";
+    const NOW: u64 = 1_000_000_000;
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = text.split_once('?').unwrap_or((&text, ""));
+    let Some((app, stream)) = token::play_target(path) else {
+        return;
+    };
+    assert!(!app.contains('/') && !stream.contains('/'), "{path:?}");
+    let given = token::from_query(query);
+    for action in [Action::Play, Action::Publish] {
+        if token::verify(SECRET.as_bytes(), action, app, stream, given, NOW).is_ok() {
+            let given = given.unwrap_or_default();
+            let (expires, signature) = given.split_once('-').unwrap_or_default();
+            let expires: u64 = expires.parse().unwrap_or_default();
+            let expected = token::sign(SECRET.as_bytes(), action, app, stream, expires);
+            let (_, expected) = expected.split_once('-').unwrap_or_default();
+            assert_eq!(
+                signature.to_ascii_lowercase(),
+                expected,
+                "{given:?} accepted"
+            );
+            assert!(expires >= NOW, "{given:?} accepted after its deadline");
+        }
+        let fresh = token::sign(SECRET.as_bytes(), action, app, stream, NOW + 60);
+        let checked = token::verify(SECRET.as_bytes(), action, app, stream, Some(&fresh), NOW);
+        assert_eq!(checked, Ok(()), "{fresh:?} for {app}/{stream}");
+    }
+    let edge = cdn_edge::auth::EdgeAuth::new(&[(app.to_string(), SECRET.to_string())]);
+    let _ = edge.check(path, query, NOW);
+    if given.is_none() {
+        let upstream = edge.for_origin(&text, NOW);
+        let (upstream_path, upstream_query) = upstream.split_once('?').unwrap_or_default();
+        assert_eq!(upstream_path, path);
+        assert_eq!(
+            edge.check(upstream_path, upstream_query, NOW),
+            Ok(()),
+            "{upstream:?}"
+        );
+    }
 }
