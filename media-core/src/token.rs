@@ -107,14 +107,18 @@ pub fn play_target(path: &str) -> Option<(&str, &str)> {
     Some((app, stream))
 }
 
-/// Decodes 32 bytes of hex, the length of a SHA-256 HMAC.
+/// Decodes 32 bytes of hex: exactly 64 hex digits, nothing else (no signs, no spaces).
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 || !hex.is_ascii() {
+    if hex.len() != 64 {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+    let digit = |b: u8| char::from(b).to_digit(16);
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => u8::try_from(digit(*high)? * 16 + digit(*low)?).ok(),
+            _ => None,
+        })
         .collect()
 }
 
@@ -136,6 +140,31 @@ mod tests {
         assert_eq!(check(Some("1000-zz"), 0), Err(TokenError::Malformed));
         assert_eq!(check(Some("soon-00"), 0), Err(TokenError::Malformed));
         assert_eq!(check(Some("1000-é"), 0), Err(TokenError::Malformed));
+        assert_eq!(
+            check(Some(&token.to_uppercase()), 999),
+            Ok(()),
+            "hex in either case"
+        );
+    }
+
+    #[test]
+    fn a_signed_digit_pair_is_not_hex() {
+        // `from_str_radix` reads "+c" as 0x0c: a token whose signature has a byte below 0x10,
+        // written with a sign instead of its leading zero, must not pass.
+        let (token, at) = (1_000..)
+            .map(|expires| sign(SECRET, Action::Play, "live", "cam", expires))
+            .find_map(|t| {
+                let hex_start = t.find('-')? + 1;
+                let at = (hex_start..t.len())
+                    .step_by(2)
+                    .find(|&i| &t[i..=i] == "0")?;
+                Some((t, at))
+            })
+            .unwrap();
+        let signed = format!("{}+{}", &token[..at], &token[at + 1..]);
+        let check = |token: &str| verify(SECRET, Action::Play, "live", "cam", Some(token), 0);
+        assert_eq!(check(&token), Ok(()));
+        assert_eq!(check(&signed), Err(TokenError::Malformed), "{signed}");
     }
 
     #[test]
