@@ -26,37 +26,27 @@ pub struct DemoArgs {
     business_port: u16,
 }
 
-/// Every client of the demo runs on this machine, so one address may open as many
-/// connections as a whole listener (load runs against the demo come from 127.0.0.1).
-fn one_machine() -> net_guard::Limits {
-    let limits = net_guard::Limits::default();
-    net_guard::Limits {
-        max_connections_per_ip: limits.max_connections,
-        ..limits
-    }
-}
-
 /// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config = media_server::Config {
         rtmp: SocketAddr::new(args.host, args.rtmp_port),
         http: SocketAddr::new(args.host, args.http_port),
-        rtmp_listener: one_machine(),
-        http_listener: one_machine(),
+        rtmp_listener: net_guard::Limits::one_machine(),
+        http_listener: net_guard::Limits::one_machine(),
         ..media_server::Config::default()
     };
     let origin = media_server::Server::bind(config).await?;
     let edge = cdn_edge::Server::bind(cdn_edge::Config {
         listen: SocketAddr::new(args.host, args.edge_port),
         origins: vec![format!("http://{}", origin.http_addr())],
-        listener: one_machine(),
+        listener: net_guard::Limits::one_machine(),
         ..cdn_edge::Config::default()
     })
     .await?;
     let cdn = edge.http_addr();
     let business = business_server::Server::bind(business_server::Config {
         listen: SocketAddr::new(args.host, args.business_port),
-        listener: one_machine(),
+        listener: net_guard::Limits::one_machine(),
         ..business_server::Config::demo()
     })
     .await?;

@@ -65,7 +65,7 @@ fn token(args: &TokenArgs) {
     } else {
         media_core::token::Action::Play
     };
-    let expires = media_server::auth::unix_now().saturating_add(args.ttl);
+    let expires = net_guard::unix_secs().saturating_add(args.ttl);
     let token = media_core::token::sign(
         args.secret.as_bytes(),
         action,

@@ -1,6 +1,5 @@
-//! Rate limits (token buckets per user and per connection) and connections per IP.
+//! Rate limits: token buckets per user and per connection.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,50 +76,6 @@ impl UserRates {
     }
 }
 
-/// Counts open connections per client IP.
-pub struct IpLimiter {
-    max: u32,
-    open: DashMap<IpAddr, u32>,
-}
-
-/// Holds one connection slot; releases it when dropped.
-pub struct IpSlot {
-    limiter: Arc<IpLimiter>,
-    ip: IpAddr,
-}
-
-impl IpLimiter {
-    /// At most `max` connections per IP.
-    pub fn new(max: u32) -> Arc<Self> {
-        Arc::new(Self {
-            max,
-            open: DashMap::new(),
-        })
-    }
-
-    /// Takes a slot for `ip`, or `None` when it already has `max` connections.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        let mut n = self.open.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            limiter: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        self.limiter.open.remove_if_mut(&self.ip, |_, n| {
-            *n = n.saturating_sub(1);
-            *n == 0
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,16 +101,5 @@ mod tests {
         assert!(r.check(&b, t0).is_ok());
         r.sweep(Duration::from_secs(1), t0 + Duration::from_secs(2));
         assert!(r.is_empty());
-    }
-
-    #[test]
-    fn ip_slots_are_released() {
-        let l = IpLimiter::new(2);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let s1 = l.acquire(ip).unwrap();
-        let _s2 = l.acquire(ip).unwrap();
-        assert!(l.acquire(ip).is_none());
-        drop(s1);
-        assert!(l.acquire(ip).is_some());
     }
 }

@@ -56,6 +56,20 @@ impl Metrics {
     }
 }
 
+/// Writes a counter with one series per label value.
+fn labelled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
 /// Why the memory store forgot idempotency answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forgotten {
@@ -213,48 +227,46 @@ impl Metrics {
             "Members closed after the idle deadline without a pong or message.",
             &self.idle_closed,
         );
-        let _ = writeln!(out, "# HELP business_events_dropped_total Room events dropped because the room's pending events were full, by priority.\n# TYPE business_events_dropped_total counter");
-        for p in Priority::ALL {
-            let _ = writeln!(
-                out,
-                "business_events_dropped_total{{priority=\"{}\"}} {}",
-                p.as_str(),
-                self.events_dropped[p as usize].load(Relaxed)
-            );
-        }
+        labelled(
+            &mut out,
+            "business_events_dropped_total",
+            "Room events dropped because the room's pending events were full, by priority.",
+            "priority",
+            Priority::ALL.map(|p| (p.as_str(), self.events_dropped[p as usize].load(Relaxed))),
+        );
         gauge(
             &mut out,
             "business_idempotency_keys",
             "Idempotency answers remembered (memory store).",
             self.idempotency_keys.load(Relaxed),
         );
-        let _ = writeln!(out, "# HELP business_idempotency_evicted_total Idempotency answers forgotten by the memory store, by reason.\n# TYPE business_idempotency_evicted_total counter");
-        for reason in Forgotten::ALL {
-            let _ = writeln!(
-                out,
-                "business_idempotency_evicted_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                self.forgotten[reason as usize].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP business_purchases_total Purchase answers by outcome.\n# TYPE business_purchases_total counter");
-        for kind in OutcomeKind::ALL {
-            let _ = writeln!(
-                out,
-                "business_purchases_total{{outcome=\"{}\"}} {}",
-                kind.as_str(),
-                self.purchases[kind as usize].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP business_errors_total Errors sent to clients by code.\n# TYPE business_errors_total counter");
-        for code in ErrorCode::ALL {
-            let _ = writeln!(
-                out,
-                "business_errors_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                self.errors[code as usize].load(Relaxed)
-            );
-        }
+        labelled(
+            &mut out,
+            "business_idempotency_evicted_total",
+            "Idempotency answers forgotten by the memory store, by reason.",
+            "reason",
+            Forgotten::ALL.map(|reason| {
+                (
+                    reason.as_str(),
+                    self.forgotten[reason as usize].load(Relaxed),
+                )
+            }),
+        );
+        labelled(
+            &mut out,
+            "business_purchases_total",
+            "Purchase answers by outcome.",
+            "outcome",
+            OutcomeKind::ALL
+                .map(|kind| (kind.as_str(), self.purchases[kind as usize].load(Relaxed))),
+        );
+        labelled(
+            &mut out,
+            "business_errors_total",
+            "Errors sent to clients by code.",
+            "code",
+            ErrorCode::ALL.map(|code| (code.as_str(), self.errors[code as usize].load(Relaxed))),
+        );
         out.push_str(&self.listener.render_text("business"));
         out
     }

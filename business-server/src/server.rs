@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenSigner;
 use crate::config::{Config, GeneratedSecret};
-use crate::limit::{IpLimiter, UserRates};
+use crate::limit::UserRates;
 use crate::metrics::Metrics;
 use crate::pending::PendingLimits;
 use crate::room::{RoomHub, Timing};
@@ -47,8 +47,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Chat rate per user.
     pub chat_rates: UserRates,
-    /// Connections per IP.
-    pub ips: Arc<IpLimiter>,
+    /// WebSocket members per client IP (`max_conns_per_ip`).
+    pub ips: Arc<net_guard::Admission>,
     /// Room task timing.
     pub timing: Timing,
 }
@@ -89,7 +89,11 @@ impl Server {
         let state = Arc::new(AppState {
             signer: TokenSigner::new(config.token_secret.as_bytes()),
             chat_rates: UserRates::new(config.chat_per_sec, config.chat_burst),
-            ips: IpLimiter::new(config.max_conns_per_ip),
+            ips: net_guard::Admission::new(net_guard::Limits {
+                max_connections: usize::MAX,
+                max_connections_per_ip: config.max_conns_per_ip as usize,
+                ..config.listener.clone()
+            }),
             timing: Timing {
                 batch: Duration::from_millis(config.batch_ms),
                 stats: Duration::from_millis(config.stats_interval_ms),

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::api::ApiError;
 use crate::auth::{valid_name, Role};
 use crate::gift;
-use crate::limit::{IpSlot, TokenBucket};
+use net_guard::Permit;
+
+use crate::limit::TokenBucket;
 use crate::liveness::{Due, Liveness};
 use crate::protocol::{
     self, valid_color, ChatIn, ClientMessage, Direct, ErrorCode, Event, ProtoError,
@@ -78,7 +80,7 @@ pub async fn upgrade(
             .into_response()
         }
     };
-    let Some(slot) = app.ips.acquire(peer.ip()) else {
+    let Ok(slot) = app.ips.admit(peer.ip()) else {
         app.metrics.connections_rejected.fetch_add(1, Relaxed);
         app.metrics.error(ErrorCode::TooManyConnections);
         return ApiError::new(
@@ -112,7 +114,7 @@ async fn run(
     mut socket: WebSocket,
     room_name: String,
     token: Option<String>,
-    _slot: IpSlot,
+    _slot: Permit,
 ) {
     app.metrics.connections.fetch_add(1, Relaxed);
     app.metrics.connections_total.fetch_add(1, Relaxed);

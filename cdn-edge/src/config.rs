@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use media_core::token::{AppPolicy, Policy, MIN_SECRET_LEN};
 use serde::Deserialize;
 
 /// Longest time a negative (404) answer may be cached.
@@ -70,13 +71,27 @@ fn app_secret(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not APP=SECRET"))?;
     media_core::name::check(app).map_err(|e| format!("app {app:?}: {e}"))?;
-    if secret.len() < 16 {
-        return Err(format!("the secret of app {app} must be at least 16 bytes"));
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "the secret of app {app} must be at least {MIN_SECRET_LEN} bytes"
+        ));
     }
     Ok((app.to_string(), secret.to_string()))
 }
 
 impl Config {
+    /// The signed-URL policy: the `--auth` apps need play tokens.
+    pub fn token_policy(&self) -> Policy {
+        Policy::new(self.auth.iter().map(|(app, secret)| {
+            let policy = AppPolicy {
+                secret: secret.clone(),
+                publish: false,
+                play: true,
+            };
+            (app.clone(), policy)
+        }))
+    }
+
     /// A config on an ephemeral loopback port in front of the given origins.
     pub fn ephemeral(origins: Vec<String>) -> Self {
         Self {

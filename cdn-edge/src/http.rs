@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use crate::auth::{unix_now, EdgeAuth};
+use media_core::token::Policy;
+
 use crate::body::{FinishOnDrop, Growing};
 use crate::cache::{Body, Cache, Object};
 use crate::coalesce::{Role, SingleFlight};
@@ -45,7 +46,7 @@ pub struct Edge {
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Which apps need signed play tokens.
-    pub auth: Arc<EdgeAuth>,
+    pub auth: Arc<Policy>,
 }
 
 /// Builds the router.
@@ -132,7 +133,10 @@ async fn serve(
     }
     edge.metrics.requests.inc();
     let query = uri.query().unwrap_or_default();
-    if let Err(e) = edge.auth.check(uri.path(), query, unix_now()) {
+    if let Err(e) = edge
+        .auth
+        .check_play_path(uri.path(), query, net_guard::unix_secs())
+    {
         edge.metrics.play_refused.inc();
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }

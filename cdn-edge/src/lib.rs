@@ -1,7 +1,6 @@
 //! Caching HTTP edge for live HLS and HTTP-FLV: one back-origin fetch per object and one
 //! origin connection per FLV stream, however many viewers ask.
 
-pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod coalesce;

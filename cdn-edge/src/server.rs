@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::EdgeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::flv_fanout::FlvFanout;
@@ -38,7 +37,7 @@ impl Server {
         let mut metrics = Metrics::default();
         metrics.register_listener(admission.stats());
         let metrics = Arc::new(metrics);
-        let auth = Arc::new(EdgeAuth::new(&config.auth));
+        let auth = Arc::new(config.token_policy());
         let upstream = Arc::new(Upstream::new(
             &config.origins,
             metrics.clone(),
@@ -53,7 +52,7 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("binding HTTP on {}: {e}", config.listen))?;
         let http_addr = listener.local_addr()?;
-        let health_every = Duration::from_millis(config.health_interval_ms.max(100));
+        let health_every = Duration::from_millis(config.health_interval_ms);
         let edge = Arc::new(Edge {
             cache: Cache::new(config.cache_bytes),
             flight: Arc::default(),

@@ -4,10 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use media_core::token::Policy;
 use reqwest::header;
 
-use crate::auth::{unix_now, EdgeAuth};
 use crate::metrics::Metrics;
+
+/// How long a token the edge signs for an origin fetch stays valid.
+const ORIGIN_TOKEN_SECS: u64 = 60;
 
 /// One origin answer whose body is still to be read.
 #[derive(Debug)]
@@ -35,16 +38,12 @@ pub struct Upstream {
     client: reqwest::Client,
     stream_client: reqwest::Client,
     metrics: Arc<Metrics>,
-    auth: Arc<EdgeAuth>,
+    auth: Arc<Policy>,
 }
 
 impl Upstream {
     /// Origins from base URLs such as `http://127.0.0.1:8080`; all start healthy.
-    pub fn new(
-        bases: &[String],
-        metrics: Arc<Metrics>,
-        auth: Arc<EdgeAuth>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(bases: &[String], metrics: Arc<Metrics>, auth: Arc<Policy>) -> anyhow::Result<Self> {
         anyhow::ensure!(!bases.is_empty(), "at least one origin is required");
         let origins = bases
             .iter()
@@ -81,6 +80,13 @@ impl Upstream {
     }
 
     /// Healthy origins first, each group in configured order.
+    /// `path_and_query` with the play token the origin wants for it, if any: the edge signs
+    /// its own, valid for [`ORIGIN_TOKEN_SECS`], so viewers' tokens stay out of the cache key.
+    fn signed(&self, path_and_query: &str) -> String {
+        let expires = net_guard::unix_secs().saturating_add(ORIGIN_TOKEN_SECS);
+        self.auth.sign_play_path(path_and_query, expires)
+    }
+
     fn preference(&self) -> impl Iterator<Item = &Origin> {
         let healthy = |o: &&Origin| o.healthy.load(Ordering::Relaxed);
         self.origins
@@ -94,11 +100,7 @@ impl Upstream {
     pub async fn fetch(&self, path_and_query: &str) -> Result<Fetched, String> {
         let mut last_err = String::from("no origin configured");
         for origin in self.preference() {
-            let url = format!(
-                "{}{}",
-                origin.base,
-                self.auth.for_origin(path_and_query, unix_now())
-            );
+            let url = format!("{}{}", origin.base, self.signed(path_and_query));
             self.metrics.back_origin_requests.inc();
             match self.get(&url).await {
                 Ok(f) if f.status < 500 => {
@@ -119,7 +121,7 @@ impl Upstream {
     pub async fn open(&self, path: &str) -> Result<reqwest::Response, String> {
         let mut last_err = String::from("no origin configured");
         for origin in self.preference() {
-            let url = format!("{}{}", origin.base, self.auth.for_origin(path, unix_now()));
+            let url = format!("{}{}", origin.base, self.signed(path));
             self.metrics.back_origin_requests.inc();
             match self.stream_client.get(&url).send().await {
                 Ok(r) if r.status().as_u16() < 500 => {

@@ -6,8 +6,13 @@
 //! {expires}"` with `action` `publish` or `play`. One play token covers the stream's
 //! playlists, HTTP-FLV and RTMP play; a publish token only publishing.
 
+use std::collections::BTreeMap;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+/// Shortest app secret a server accepts.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,92 @@ pub fn from_query(query: &str) -> Option<&str> {
     query
         .split('&')
         .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// What one app needs tokens for, and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPolicy {
+    /// The HMAC secret, shared by whoever signs and whoever checks.
+    pub secret: String,
+    /// Publishing needs a publish token.
+    pub publish: bool,
+    /// Playing needs a play token.
+    pub play: bool,
+}
+
+/// Which apps need tokens for what; apps not listed need none. The origin checks publish and
+/// play tokens with it, the edge play tokens, and the edge signs its own for the origin.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    apps: BTreeMap<String, AppPolicy>,
+}
+
+impl Policy {
+    /// The policy of every app listed.
+    pub fn new(apps: impl IntoIterator<Item = (String, AppPolicy)>) -> Self {
+        Self {
+            apps: apps.into_iter().collect(),
+        }
+    }
+
+    fn secret(&self, action: Action, app: &str) -> Option<&str> {
+        let policy = self.apps.get(app)?;
+        let required = match action {
+            Action::Publish => policy.publish,
+            Action::Play => policy.play,
+        };
+        required.then_some(policy.secret.as_str())
+    }
+
+    /// Checks the token in `query` for `action` on `app/stream` at `now` (Unix seconds).
+    pub fn check(
+        &self,
+        action: Action,
+        app: &str,
+        stream: &str,
+        query: &str,
+        now: u64,
+    ) -> Result<(), TokenError> {
+        match self.secret(action, app) {
+            Some(secret) => verify(
+                secret.as_bytes(),
+                action,
+                app,
+                stream,
+                from_query(query),
+                now,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the play token of a request for `path` (see [`play_target`]); paths that play
+    /// nothing pass.
+    pub fn check_play_path(&self, path: &str, query: &str, now: u64) -> Result<(), TokenError> {
+        match play_target(path) {
+            Some((app, stream)) => self.check(Action::Play, app, stream, query, now),
+            None => Ok(()),
+        }
+    }
+
+    /// `path_and_query` with a play token valid until `expires` appended when its app needs
+    /// one: what an edge sends its origin.
+    pub fn sign_play_path(&self, path_and_query: &str, expires: u64) -> String {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let target = play_target(path)
+            .and_then(|(app, stream)| Some((app, stream, self.secret(Action::Play, app)?)));
+        let Some((app, stream, secret)) = target else {
+            return path_and_query.to_string();
+        };
+        let t = sign(secret.as_bytes(), Action::Play, app, stream, expires);
+        if query.is_empty() {
+            format!("{path}?token={t}")
+        } else {
+            format!("{path}?{query}&token={t}")
+        }
+    }
 }
 
 /// The `(app, stream)` a request path plays when it needs a play token: a media playlist
@@ -198,6 +289,57 @@ mod tests {
         assert_eq!(play_target("/live/cam/3.ts"), None);
         assert_eq!(play_target("/live/cam/a/master.m3u8"), None);
         assert_eq!(play_target("/metrics"), None);
+    }
+
+    #[test]
+    fn only_listed_apps_and_actions_need_tokens() {
+        let policy = Policy::new([(
+            "paid".to_string(),
+            AppPolicy {
+                secret: "0123456789abcdef".into(),
+                publish: true,
+                play: false,
+            },
+        )]);
+        assert_eq!(policy.check(Action::Publish, "live", "cam", "", 0), Ok(()));
+        assert_eq!(policy.check(Action::Play, "paid", "cam", "", 0), Ok(()));
+        assert_eq!(
+            policy.check(Action::Publish, "paid", "cam", "", 0),
+            Err(TokenError::Missing)
+        );
+        let t = sign(b"0123456789abcdef", Action::Publish, "paid", "cam", 100);
+        let query = format!("x=1&token={t}");
+        assert_eq!(
+            policy.check(Action::Publish, "paid", "cam", &query, 50),
+            Ok(())
+        );
+        assert_eq!(
+            policy.check(Action::Publish, "paid", "cam", &query, 150),
+            Err(TokenError::Expired(50))
+        );
+    }
+
+    #[test]
+    fn a_signed_path_passes_the_check_of_the_same_path() {
+        let app = AppPolicy {
+            secret: "0123456789abcdef".into(),
+            publish: false,
+            play: true,
+        };
+        let policy = Policy::new([("paid".to_string(), app)]);
+        assert_eq!(policy.check_play_path("/paid/cam/1.ts", "", 0), Ok(()));
+        assert_eq!(
+            policy.check_play_path("/paid/cam.m3u8", "", 0),
+            Err(TokenError::Missing)
+        );
+        let signed = policy.sign_play_path("/paid/cam.m3u8?v=1", 160);
+        let (path, query) = signed.split_once('?').unwrap();
+        assert_eq!(policy.check_play_path(path, query, 150), Ok(()));
+        assert_eq!(
+            policy.check_play_path(path, query, 200),
+            Err(TokenError::Expired(40))
+        );
+        assert_eq!(policy.sign_play_path("/live/cam.m3u8", 0), "/live/cam.m3u8");
     }
 
     #[test]

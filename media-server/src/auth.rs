@@ -1,25 +1,22 @@
-//! Signed URLs for publishing and playing, per app (see `media_core::token`).
+//! Signed URLs for publishing and playing, per app: the `[auth.APP]` config and the HTTP
+//! extractor that checks play tokens (the rule itself is `media_core::token::Policy`).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use media_core::token::{self, Action, TokenError};
+use media_core::token::{AppPolicy, Policy};
 use serde::Deserialize;
 
 use crate::http::AppState;
 
-/// Shortest secret accepted.
-pub const MIN_SECRET_LEN: usize = 16;
-
-/// The signed-URL policy of one app.
+/// The signed-URL policy of one app, as configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppAuth {
-    /// The app's HMAC secret, at least [`MIN_SECRET_LEN`] bytes.
+    /// The app's HMAC secret, at least `media_core::token::MIN_SECRET_LEN` bytes.
     pub secret: String,
     /// Publishing needs a publish token.
     #[serde(default = "yes")]
@@ -33,64 +30,16 @@ fn yes() -> bool {
     true
 }
 
-/// Which apps need tokens, and their secrets.
-#[derive(Debug, Clone, Default)]
-pub struct Auth {
-    apps: BTreeMap<String, AppAuth>,
-}
-
-impl Auth {
-    /// The policy of every app listed; apps not listed need no token.
-    pub fn new(apps: BTreeMap<String, AppAuth>) -> Self {
-        Self { apps }
-    }
-
-    /// Checks the token in `query` for `action` on `app/stream` at `now` (Unix seconds).
-    pub fn check(
-        &self,
-        action: Action,
-        app: &str,
-        stream: &str,
-        query: &str,
-        now: u64,
-    ) -> Result<(), TokenError> {
-        let Some(policy) = self.apps.get(app) else {
-            return Ok(());
+/// The policy of the configured apps.
+pub fn policy(apps: &BTreeMap<String, AppAuth>) -> Policy {
+    Policy::new(apps.iter().map(|(app, a)| {
+        let policy = AppPolicy {
+            secret: a.secret.clone(),
+            publish: a.publish,
+            play: a.play,
         };
-        let required = match action {
-            Action::Publish => policy.publish,
-            Action::Play => policy.play,
-        };
-        if !required {
-            return Ok(());
-        }
-        token::verify(
-            policy.secret.as_bytes(),
-            action,
-            app,
-            stream,
-            token::from_query(query),
-            now,
-        )
-    }
-
-    /// [`Auth::check`] at the current time.
-    pub fn check_now(
-        &self,
-        action: Action,
-        app: &str,
-        stream: &str,
-        query: &str,
-    ) -> Result<(), TokenError> {
-        self.check(action, app, stream, query, unix_now())
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        (app.clone(), policy)
+    }))
 }
 
 /// Proof that the request may play its stream: a playlist or an HTTP-FLV stream of an app
@@ -102,51 +51,16 @@ impl FromRequestParts<AppState> for PlayAllowed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Some((app, stream)) = token::play_target(parts.uri.path()) else {
-            return Ok(Self);
-        };
         let query = parts.uri.query().unwrap_or_default();
-        match state.auth.check_now(Action::Play, app, stream, query) {
+        match state
+            .auth
+            .check_play_path(parts.uri.path(), query, net_guard::unix_secs())
+        {
             Ok(()) => Ok(Self),
             Err(e) => {
                 state.metrics.play_refused.inc();
                 Err((StatusCode::FORBIDDEN, format!("{e}\n")).into_response())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_listed_apps_and_actions_need_tokens() {
-        let mut apps = BTreeMap::new();
-        apps.insert(
-            "paid".to_string(),
-            AppAuth {
-                secret: "0123456789abcdef".into(),
-                publish: true,
-                play: false,
-            },
-        );
-        let auth = Auth::new(apps);
-        assert_eq!(auth.check(Action::Publish, "live", "cam", "", 0), Ok(()));
-        assert_eq!(auth.check(Action::Play, "paid", "cam", "", 0), Ok(()));
-        assert_eq!(
-            auth.check(Action::Publish, "paid", "cam", "", 0),
-            Err(TokenError::Missing)
-        );
-        let t = token::sign(b"0123456789abcdef", Action::Publish, "paid", "cam", 100);
-        let query = format!("x=1&token={t}");
-        assert_eq!(
-            auth.check(Action::Publish, "paid", "cam", &query, 50),
-            Ok(())
-        );
-        assert_eq!(
-            auth.check(Action::Publish, "paid", "cam", &query, 150),
-            Err(TokenError::Expired(50))
-        );
     }
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use net_guard::{positive, seconds, MAX_SECS};
 use serde::Deserialize;
 
 /// What a second publisher on a live stream key gets.
@@ -83,9 +84,9 @@ impl Config {
         for (app, policy) in &self.auth {
             media_core::name::check(app).map_err(|e| anyhow::anyhow!("auth.{app}: {e}"))?;
             anyhow::ensure!(
-                policy.secret.len() >= crate::auth::MIN_SECRET_LEN,
+                policy.secret.len() >= media_core::token::MIN_SECRET_LEN,
                 "auth.{app}.secret must be at least {} bytes",
-                crate::auth::MIN_SECRET_LEN
+                media_core::token::MIN_SECRET_LEN
             );
         }
         self.hub.validate()?;
@@ -110,24 +111,6 @@ impl Config {
             ..Self::default()
         }
     }
-}
-
-/// Longest duration any setting accepts: a day.
-const MAX_SECS: f64 = 86_400.0;
-
-/// Checks that `field` is a positive, finite number of seconds, at most a day.
-fn seconds(field: &str, value: f64) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        value.is_finite() && value > 0.0 && value <= MAX_SECS,
-        "{field} must be a positive number of seconds, at most {MAX_SECS}, got {value}"
-    );
-    Ok(())
-}
-
-/// Checks that `field` is not zero.
-fn positive(field: &str, value: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(value > 0, "{field} must be positive, got 0");
-    Ok(())
 }
 
 /// Stream hub limits.
@@ -252,7 +235,8 @@ impl HlsConfig {
             );
         }
         positive("hls.window", self.window)?;
-        positive("hls.max_segment_bytes", self.max_segment_bytes)
+        positive("hls.max_segment_bytes", self.max_segment_bytes)?;
+        Ok(())
     }
 }
 
@@ -285,7 +269,8 @@ impl RtmpLimits {
         seconds(
             "rtmp_limits.handshake_timeout_secs",
             self.handshake_timeout_secs,
-        )
+        )?;
+        Ok(())
     }
 
     /// The limits the RTMP chunk layer enforces while decoding.

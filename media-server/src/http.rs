@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use media_core::token::Policy;
 
-use crate::auth::{Auth, PlayAllowed};
+use crate::auth::PlayAllowed;
 use crate::config::{HlsConfig, TranscodeConfig};
 use crate::hls::{self, HlsStore};
 use crate::hub::Hub;
@@ -29,7 +30,7 @@ pub struct AppState {
     /// Rendition ladders, for master playlists.
     pub transcode: Arc<TranscodeConfig>,
     /// Which apps need signed URLs.
-    pub auth: Arc<Auth>,
+    pub auth: Arc<Policy>,
 }
 
 /// Builds the router.

@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
 use crate::config::Config;
 use crate::hls::{self, HlsStore};
 use crate::hook::PublishHook;
@@ -46,7 +45,7 @@ impl Server {
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
 
-        let auth = Arc::new(Auth::new(config.auth.clone()));
+        let auth = Arc::new(crate::auth::policy(&config.auth));
         let rtmp_admission = Admission::new(config.rtmp_listener.clone());
         let http_admission = Admission::new(config.http_listener.clone());
         let mut metrics = Metrics::default();

@@ -36,47 +36,58 @@ impl Default for Limits {
     }
 }
 
-/// Longest deadline accepted: a day.
-const MAX_SECS: f64 = 86_400.0;
+/// Longest duration a server setting accepts: a day.
+pub const MAX_SECS: f64 = 86_400.0;
 
-/// A limit that makes no sense.
+/// A setting that makes no sense, naming its field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field} {problem}")]
-pub struct LimitsError {
-    /// The field, as in the TOML section.
+pub struct FieldError {
+    /// The field, as in the config file.
     pub field: &'static str,
     /// What is wrong with its value.
     pub problem: String,
 }
 
+/// Checks that `field` is a positive, finite number of seconds, at most [`MAX_SECS`].
+pub fn seconds(field: &'static str, value: f64) -> Result<(), FieldError> {
+    if value.is_finite() && value > 0.0 && value <= MAX_SECS {
+        return Ok(());
+    }
+    Err(FieldError {
+        field,
+        problem: format!("must be a positive number of seconds, at most {MAX_SECS}, got {value}"),
+    })
+}
+
+/// Checks that `field` is not zero.
+pub fn positive(field: &'static str, value: usize) -> Result<(), FieldError> {
+    if value > 0 {
+        return Ok(());
+    }
+    Err(FieldError {
+        field,
+        problem: "must be positive, got 0".into(),
+    })
+}
+
 impl Limits {
+    /// The defaults, except that one address may open as many connections as the whole
+    /// listener: for servers whose clients all run on this machine (the demo, tests).
+    pub fn one_machine() -> Self {
+        let limits = Self::default();
+        Self {
+            max_connections_per_ip: limits.max_connections,
+            ..limits
+        }
+    }
+
     /// Checks every field.
-    pub fn validate(&self) -> Result<(), LimitsError> {
-        for (field, value) in [
-            ("header_timeout_secs", self.header_timeout_secs),
-            ("idle_timeout_secs", self.idle_timeout_secs),
-        ] {
-            if !(value.is_finite() && value > 0.0 && value <= MAX_SECS) {
-                return Err(LimitsError {
-                    field,
-                    problem: format!(
-                        "must be a positive number of seconds, at most {MAX_SECS}, got {value}"
-                    ),
-                });
-            }
-        }
-        for (field, value) in [
-            ("max_connections", self.max_connections),
-            ("max_connections_per_ip", self.max_connections_per_ip),
-        ] {
-            if value == 0 {
-                return Err(LimitsError {
-                    field,
-                    problem: "must be positive, got 0".into(),
-                });
-            }
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), FieldError> {
+        seconds("header_timeout_secs", self.header_timeout_secs)?;
+        seconds("idle_timeout_secs", self.idle_timeout_secs)?;
+        positive("max_connections", self.max_connections)?;
+        positive("max_connections_per_ip", self.max_connections_per_ip)
     }
 
     /// The header-read deadline; call after [`Limits::validate`].

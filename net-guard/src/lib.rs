@@ -11,13 +11,15 @@
 #![warn(missing_docs)]
 
 mod admission;
+mod clock;
 mod config;
 mod deadline;
 mod http;
 mod signal;
 
 pub use admission::{Admission, Permit, Refusal, Stats};
-pub use config::{Limits, LimitsError};
+pub use clock::unix_secs;
+pub use config::{positive, seconds, FieldError, Limits, MAX_SECS};
 pub use deadline::DeadlineIo;
 pub use http::{serve_http, PeerAddr};
 pub use signal::stop_signal;

@@ -197,22 +197,44 @@ pub fn codecs(probe: &serde_json::Value) -> Vec<(String, Option<u64>, Option<u64
         .unwrap_or_default()
 }
 
-/// Listener limits for servers whose every client is this test process on 127.0.0.1: one
-/// address may open as many connections as the listener.
-pub fn one_address_limits() -> net_guard::Limits {
-    let limits = net_guard::Limits::default();
-    net_guard::Limits {
-        max_connections_per_ip: limits.max_connections,
-        ..limits
-    }
+/// A Prometheus text page, fetched.
+pub async fn metrics_page(url: &str) -> String {
+    let (status, body) = get(url).await;
+    assert_eq!(status, 200, "{url}");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of metric `name` on a Prometheus text page, summed over the label sets that
+/// contain `labels` (`""` for all); 0 if it is absent.
+pub fn metric(text: &str, name: &str, labels: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']) && rest.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A `/proc/self/status` field in KiB (`VmRSS`, `RssAnon`, ...): memory of this test
+/// process, where the servers under test run; 0 if it cannot be read.
+pub fn self_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// An origin on ephemeral loopback ports with short HLS segments.
 pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> media_server::Running {
     let mut config = media_server::Config::ephemeral();
     config.hls.target_duration_secs = 1.0;
-    config.rtmp_listener = one_address_limits();
-    config.http_listener = one_address_limits();
+    config.rtmp_listener = net_guard::Limits::one_machine();
+    config.http_listener = net_guard::Limits::one_machine();
     tweak(&mut config);
     media_server::Server::bind(config)
         .await
@@ -351,6 +373,52 @@ pub fn livepulse_bin() -> std::path::PathBuf {
     .clone()
 }
 
+/// What a `livepulse` command that ran to its end left behind.
+pub struct Exited {
+    /// Its exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs `livepulse args...` and waits for it to exit by itself, failing the test if it is
+/// still running after `timeout` (it is killed then).
+pub fn livepulse_exits(args: &[&str], timeout: Duration) -> Exited {
+    use std::io::Read;
+    let mut child = Command::new(livepulse_bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("livepulse starts");
+    // Read stderr meanwhile, so a chatty command never blocks on a full pipe.
+    let mut pipe = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("livepulse {args:?} still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Exited {
+        code: status.code(),
+        stderr: reader.join().unwrap_or_default(),
+    }
+}
+
 /// Serves `app` on an ephemeral loopback port for the rest of the test.
 pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -367,7 +435,7 @@ pub async fn start_business(token_secret: &str, admin_key: &str) -> business_ser
         listen: "127.0.0.1:0".parse().expect("addr"),
         token_secret: token_secret.into(),
         admin_key: admin_key.into(),
-        listener: one_address_limits(),
+        listener: net_guard::Limits::one_machine(),
         ..business_server::Config::default()
     };
     business_server::Server::bind(config)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use livepulse_tests::start_origin;
+use livepulse_tests::{metric, metrics_page, start_origin};
 use media_core::avc::AvcConfig;
 use media_core::flv::{avc_video_tag, VideoPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,9 +98,9 @@ async fn bystander_polls(url: String, stop: CancellationToken) -> (u64, u64, Dur
 }
 
 /// Runs the attack on `target` while the bystander polls `url`, and checks both sides.
-async fn survive(name: &str, target: SocketAddr, partial: &'static [u8], url: String) {
+async fn survive(name: &str, target: SocketAddr, partial: &'static [u8], url: &str) {
     let stop = CancellationToken::new();
-    let polls = tokio::spawn(bystander_polls(url, stop.clone()));
+    let polls = tokio::spawn(bystander_polls(url.to_string(), stop.clone()));
     let started = Instant::now();
     let within = Duration::from_secs_f64(HEADER_TIMEOUT * 4.0);
     let closed = attack(target, partial, within).await;
@@ -119,12 +119,23 @@ async fn survive(name: &str, target: SocketAddr, partial: &'static [u8], url: St
     assert!(ok >= 10, "{name}: the bystander kept asking ({ok})");
 }
 
-/// A counter from a Prometheus text page, summed over its label sets.
-fn metric(text: &str, name: &str, labels: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+/// Checks that every attacking connection shows in `listener`'s counters on a metrics page:
+/// refused by the per-IP cap (which must have bitten) or closed by a deadline.
+fn assert_counted(text: &str, prefix: &str, listener: &str) {
+    let label = if listener.is_empty() {
+        String::new()
+    } else {
+        format!("listener=\"{listener}\"")
+    };
+    let refused = metric(text, &format!("{prefix}_connections_refused_total"), &label);
+    let timed_out = metric(
+        text,
+        &format!("{prefix}_connections_timed_out_total"),
+        &label,
+    );
+    println!("{prefix} {listener}: refused {refused}, timed out {timed_out}");
+    assert!(refused > 0, "{prefix} {listener}: the per-IP cap bit");
+    assert!(refused + timed_out >= ATTACKERS as u64 - 10, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,23 +159,17 @@ async fn half_open_connections_are_closed_and_others_served() {
         "origin http",
         origin.http_addr(),
         partial_http,
-        origin_metrics.clone(),
+        &origin_metrics,
     )
     .await;
     survive(
         "origin rtmp",
         origin.rtmp_addr(),
         partial_rtmp,
-        origin_metrics.clone(),
+        &origin_metrics,
     )
     .await;
-    survive(
-        "edge http",
-        edge.http_addr(),
-        partial_http,
-        edge_metrics.clone(),
-    )
-    .await;
+    survive("edge http", edge.http_addr(), partial_http, &edge_metrics).await;
     let mut business_config = business_server::Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         token_secret: "listener-test-secret".into(),
@@ -182,47 +187,17 @@ async fn half_open_connections_are_closed_and_others_served() {
         "business http",
         business.http_addr(),
         partial_http,
-        business_metrics.clone(),
+        &business_metrics,
     )
     .await;
-    let text = reqwest::get(&business_metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let refused = metric(&text, "business_connections_refused_total", "");
-    let timed_out = metric(&text, "business_connections_timed_out_total", "");
-    assert!(refused > 0, "business: the per-IP cap bit");
-    assert!(refused + timed_out >= ATTACKERS as u64 - 10, "{text}");
+    assert_counted(&metrics_page(&business_metrics).await, "business", "");
     business.shutdown().await;
 
-    let text = reqwest::get(&origin_metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for listener in ["http", "rtmp"] {
-        let label = format!("listener=\"{listener}\"");
-        let refused = metric(&text, "livepulse_origin_connections_refused_total", &label);
-        let timed_out = metric(
-            &text,
-            "livepulse_origin_connections_timed_out_total",
-            &label,
-        );
-        println!("origin {listener}: refused {refused}, timed out {timed_out}");
-        assert!(refused > 0, "origin {listener}: the per-IP cap bit");
-        assert!(refused + timed_out >= ATTACKERS as u64 - 10, "{text}");
-    }
-    let text = reqwest::get(&edge_metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let refused = metric(&text, "livepulse_edge_connections_refused_total", "");
-    assert!(refused > 0, "edge: the per-IP cap bit");
+    let text = metrics_page(&origin_metrics).await;
+    assert_counted(&text, "livepulse_origin", "http");
+    assert_counted(&text, "livepulse_origin", "rtmp");
+    let text = metrics_page(&edge_metrics).await;
+    assert_counted(&text, "livepulse_edge", "");
     let open = metric(&text, "livepulse_edge_connections_open", "");
     assert!(open <= 2, "edge: nothing left open: {open}");
     edge.shutdown().await;

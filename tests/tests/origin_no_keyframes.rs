@@ -6,19 +6,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use livepulse_tests::{get, media_playlist, require, start_origin, wait_publishing, ChildGuard};
-
-/// Resident memory of this process (the origin runs in it), in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
+use livepulse_tests::{
+    get, media_playlist, metric, metrics_page, require, self_status_kib, start_origin,
+    wait_publishing, ChildGuard,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_keyframes_at_8_mbits_for_60_s() {
@@ -27,7 +18,7 @@ async fn no_keyframes_at_8_mbits_for_60_s() {
     }
     let origin = start_origin(|c| c.hls.target_duration_secs = 2.0).await;
     let (rtmp, http) = (origin.rtmp_addr(), origin.http_addr());
-    let baseline = rss_kib();
+    let baseline = self_status_kib("VmRSS");
     let _ffmpeg = ChildGuard(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-re"])
@@ -58,7 +49,7 @@ async fn no_keyframes_at_8_mbits_for_60_s() {
     let mut first_playlist = None;
     let mut peak = baseline;
     while live.elapsed() < Duration::from_secs(58) {
-        peak = peak.max(rss_kib());
+        peak = peak.max(self_status_kib("VmRSS"));
         if first_playlist.is_none() && get(&url).await.0 == 200 {
             first_playlist = Some(live.elapsed());
         }
@@ -84,13 +75,8 @@ async fn no_keyframes_at_8_mbits_for_60_s() {
     let stats: serde_json::Value = serde_json::from_slice(&stats).expect("json");
     let warnings = stats["streams"][0]["warnings"].to_string();
     assert!(warnings.contains("keyframe interval too long"), "{stats}");
-    let (_, metrics) = get(&format!("http://{http}/metrics")).await;
-    let metrics = String::from_utf8_lossy(&metrics);
-    let forced: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("livepulse_origin_hls_forced_cuts_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let metrics = metrics_page(&format!("http://{http}/metrics")).await;
+    let forced = metric(&metrics, "livepulse_origin_hls_forced_cuts_total", "");
     assert!(forced >= 10, "forced cuts counted: {forced}");
     origin.shutdown().await;
 }

@@ -4,14 +4,13 @@
 //! counts the errors.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use livepulse_tests::{livepulse_bin, serve};
+use livepulse_tests::{livepulse_exits, serve};
 use loadgen::{run, RunOptions, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -113,41 +112,27 @@ async fn hostile_server() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn play_exits_with_a_clear_error_on_hostile_playlists() {
-    let bin = livepulse_bin();
     let addr = hostile_server().await;
     for h in HOSTILE {
         let url = format!("http://{addr}/{}/live.m3u8", h.name);
-        let child = Command::new(&bin)
-            .args(["play", &url])
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("livepulse starts");
-        let pid = child.id();
         let started = Instant::now();
-        let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
-        let output = match tokio::time::timeout(Duration::from_secs(60), waited).await {
-            Ok(output) => output.expect("waits").expect("output"),
-            Err(_) => {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-                panic!("{}: livepulse play still running after 60 s", h.name);
-            }
-        };
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let exited = tokio::task::spawn_blocking(move || {
+            livepulse_exits(&["play", &url], Duration::from_secs(60))
+        })
+        .await
+        .expect("waits");
+        let stderr = &exited.stderr;
         eprintln!(
-            "{}: {} after {:?}\n{stderr}",
+            "{}: exit {:?} after {:?}\n{stderr}",
             h.name,
-            output.status,
+            exited.code,
             started.elapsed()
         );
-        let code = output.status.code();
         assert!(
-            code.is_some_and(|c| c != 0 && c != 101),
+            exited.code.is_some_and(|c| c != 0 && c != 101),
             "{}: exit {:?}: {stderr}",
             h.name,
-            output.status
+            exited.code
         );
         assert!(!stderr.contains("panicked"), "{}: {stderr}", h.name);
         assert!(

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use livepulse_tests::{get, push_sample, start_origin, wait_for};
 use media_core::token::{sign, Action};
-use media_server::auth::{unix_now, AppAuth};
+use media_server::auth::AppAuth;
+use net_guard::unix_secs;
 
 const SECRET: &str = "paid-app-secret-0123";
 
 fn token(action: Action, stream: &str, ttl: i64) -> String {
-    let expires = (unix_now() as i64 + ttl).max(0) as u64;
+    let expires = (unix_secs() as i64 + ttl).max(0) as u64;
     sign(SECRET.as_bytes(), action, "paid", stream, expires)
 }
 

@@ -275,14 +275,7 @@ async fn ladder_is_aligned_with_the_source_probed_through_the_master_and_plays()
 /// Anonymous resident memory (heap and stacks), without the library code pages that x264 and
 /// libavcodec leave resident once used.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("RssAnon:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    livepulse_tests::self_status_kib("RssAnon")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,7 +148,7 @@ impl Ctx<'_> {
     /// that is not yet due prepares first and then waits for its instant; one already due
     /// starts first, so a slow connect (a server's full accept queue, a SYN retransmitted)
     /// counts in its latency and never as the generator's start lag.
-    pub async fn prepared<T>(&self, prepare: impl std::future::Future<Output = T>) -> T {
+    pub async fn prepared<T>(&self, prepare: impl Future<Output = T>) -> T {
         if self.intended > Instant::now() {
             let out = prepare.await;
             self.go().await;

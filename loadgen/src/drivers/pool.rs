@@ -72,9 +72,9 @@ pub struct Conn {
 
 impl Conn {
     /// True if the connection can carry another request: idle briefly, and the server has
-    /// neither closed it nor sent anything unasked.
+    /// neither closed it nor sent anything unasked (a pooled connection's buffer is empty).
     fn reusable(&self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.idle_since) > MAX_IDLE || !self.buf.is_empty() {
+        if now.saturating_duration_since(self.idle_since) > MAX_IDLE {
             return false;
         }
         let mut probe = [0u8; 1];

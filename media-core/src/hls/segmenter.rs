@@ -146,14 +146,13 @@ impl Segmenter {
         if self.current.is_none() && !keyframe {
             return Ok(None);
         }
-        let forced = !keyframe
-            && (self.lasted(dts_ms, self.config.max_segment_duration)
-                || self.overflows(annexb.len()));
-        let finished = if forced
-            || keyframe
-                && (self.cut_due(dts_ms, self.config.target_duration)
-                    || self.overflows(annexb.len()))
-        {
+        // A keyframe cuts once the target is reached; any frame cuts at the maximum.
+        let cut = if keyframe {
+            self.cut_due(dts_ms, self.config.target_duration)
+        } else {
+            self.lasted(dts_ms, self.config.max_segment_duration)
+        };
+        let finished = if cut || self.overflows(annexb.len()) {
             self.finish(Some(dts_ms))
         } else {
             None
@@ -445,14 +444,7 @@ mod tests {
             segmenter.push_audio(0, &[1]).unwrap_err(),
             HlsError::NoAacConfig
         );
-        segmenter.set_avc_config(AvcConfig {
-            profile: 66,
-            compatibility: 0,
-            level: 30,
-            nalu_length_size: 4,
-            sps: vec![],
-            pps: vec![],
-        });
+        segmenter.set_avc_config(tiny_avc());
         segmenter.set_aac_config(AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap());
         assert!(segmenter.push_audio(0, &[1, 2]).unwrap().is_none());
         assert!(segmenter
@@ -501,19 +493,28 @@ mod tests {
         au
     }
 
+    /// Pushes `frames` video frames of `len` bytes, `step_ms` apart: one keyframe, then none.
+    fn one_keyframe_then_none(
+        segmenter: &mut Segmenter,
+        frames: u64,
+        step_ms: u64,
+        len: usize,
+    ) -> Vec<Segment> {
+        segmenter.set_avc_config(tiny_avc());
+        (0..frames)
+            .filter_map(|i| {
+                let kind = if i == 0 { 0x65 } else { 0x41 };
+                segmenter
+                    .push_video(i * step_ms, 0, i == 0, &nalu(kind, len))
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn a_stream_without_keyframes_is_cut_at_the_maximum_anyway() {
         let mut segmenter = Segmenter::new(SegmenterConfig::default());
-        segmenter.set_avc_config(tiny_avc());
-        let mut segments = Vec::new();
-        for i in 0..300u64 {
-            let kind = if i == 0 { 0x65 } else { 0x41 };
-            segments.extend(
-                segmenter
-                    .push_video(i * 40, 0, i == 0, &nalu(kind, 100))
-                    .unwrap(),
-            );
-        }
+        let segments = one_keyframe_then_none(&mut segmenter, 300, 40, 100);
         // 12 s of 25 fps video with one keyframe: cuts at 4 s, 8 s.
         let cuts: Vec<(u64, f64, bool)> = segments
             .iter()
@@ -542,13 +543,7 @@ mod tests {
             max_segment_bytes: 100_000,
             ..SegmenterConfig::default()
         });
-        segmenter.set_avc_config(tiny_avc());
-        let mut segments = Vec::new();
-        for i in 0..40u64 {
-            let kind = if i == 0 { 0x65 } else { 0x41 };
-            let au = nalu(kind, 10_000);
-            segments.extend(segmenter.push_video(i, 0, i == 0, &au).unwrap());
-        }
+        let mut segments = one_keyframe_then_none(&mut segmenter, 40, 1, 10_000);
         segments.extend(segmenter.flush());
         assert!(segments.len() >= 4, "{}", segments.len());
         assert!(segments.iter().all(|s| s.data.len() <= 100_000));

@@ -1,7 +1,6 @@
 //! The HLS output: one segmenter task per stream, fed by the hub like any viewer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use media_core::aac::AudioSpecificConfig;
 use media_core::avc::AvcConfig;
@@ -184,7 +183,7 @@ async fn segment_stream(
     let target = config.target_duration_secs.ceil().max(1.0) as u64;
     let claim = store.create(&key, config.window, config.keep_extra, target);
     let out = claim.state.clone();
-    let idle = Duration::from_secs_f64(config.target_duration_secs.max(0.5) * 2.0);
+    let idle = config.target_duration() * 2;
     let mut state = StreamSegmenter::new(config);
     loop {
         match tokio::time::timeout(idle, sub.recv()).await {

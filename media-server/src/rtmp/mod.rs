@@ -28,7 +28,7 @@ pub struct Context {
     /// Optional publish authorization hook.
     pub hook: Option<PublishHook>,
     /// Which apps need signed URLs.
-    pub auth: Arc<crate::auth::Auth>,
+    pub auth: Arc<media_core::token::Policy>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Time without media after which a publisher is dropped.

@@ -271,7 +271,11 @@ impl Conn {
         if self.publisher.is_some() || self.play.is_some() {
             return refuse(self, "this connection already publishes or plays");
         }
-        if let Err(e) = self.ctx.auth.check_now(Action::Publish, &app, name, query) {
+        if let Err(e) =
+            self.ctx
+                .auth
+                .check(Action::Publish, &app, name, query, net_guard::unix_secs())
+        {
             tracing::info!(peer = %self.peer, stream = key, "publish refused: {e}");
             return refuse(self, &e.to_string());
         }
@@ -307,10 +311,10 @@ impl Conn {
                 .refuse(stream_id, "NetStream.Play.StreamNotFound", &e);
         }
         let query = stream_key.split_once('?').map_or("", |(_, q)| q);
-        if let Err(e) = self
-            .ctx
-            .auth
-            .check_now(Action::Play, &self.app, name, query)
+        if let Err(e) =
+            self.ctx
+                .auth
+                .check(Action::Play, &self.app, name, query, net_guard::unix_secs())
         {
             tracing::info!(peer = %self.peer, stream = key, "play refused: {e}");
             self.ctx.metrics.play_refused.inc();
