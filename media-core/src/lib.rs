@@ -10,6 +10,7 @@ pub mod avc;
 mod bits;
 pub mod fanout;
 pub mod flv;
+pub mod fmp4;
 pub mod hls;
 pub mod name;
 pub mod rtmp;
