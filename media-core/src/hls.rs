@@ -1,5 +1,7 @@
-//! HLS: cutting the live stream into MPEG-TS segments and rendering the sliding-window playlist.
+//! HLS: cutting the live stream into MPEG-TS segments and rendering the sliding-window playlist;
+//! [`ll`] packages low-latency HLS in fMP4 parts.
 
+pub mod ll;
 mod playlist;
 mod segmenter;
 
