@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::histogram::{self, Micros};
+use crate::report::SecondOp;
 
 /// Significant digits of whole-run histograms.
 pub const DIGITS: u8 = 3;
 /// Significant digits of per-second histograms (smaller, for the timeline).
 pub const SECOND_DIGITS: u8 = 2;
+/// Seconds a timeline second stays open for late samples before it is packed.
+const OPEN_SECONDS: usize = 5;
 
 /// Media quality totals over all sessions of a workload.
 #[derive(Debug, Clone, Default)]
@@ -54,8 +57,64 @@ pub struct Second {
     pub active: u64,
     /// Bytes received.
     pub bytes: u64,
-    /// Per-operation histograms.
-    pub ops: BTreeMap<String, Micros>,
+    /// Per-operation samples.
+    pub ops: BTreeMap<String, SecondHistogram>,
+}
+
+/// One operation's samples in one second of the timeline. A second is packed into its report
+/// form (percentiles and the encoded histogram, a few hundred bytes) once the run has moved
+/// [`OPEN_SECONDS`] past it, so a long run keeps no whole histogram per second; a late sample
+/// unpacks it again, exactly.
+#[derive(Debug)]
+pub enum SecondHistogram {
+    /// Still recording.
+    Open(Micros),
+    /// Packed.
+    Packed(SecondOp),
+}
+
+impl Default for SecondHistogram {
+    fn default() -> Self {
+        Self::Open(histogram::new(SECOND_DIGITS))
+    }
+}
+
+impl SecondHistogram {
+    /// The histogram to record into, unpacked if needed.
+    fn open(&mut self) -> &mut Micros {
+        if let Self::Packed(op) = self {
+            let h = histogram::decode(&op.histogram, SECOND_DIGITS)
+                .unwrap_or_else(|_| histogram::new(SECOND_DIGITS));
+            *self = Self::Open(h);
+        }
+        match self {
+            Self::Open(h) => h,
+            Self::Packed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    /// Packs the samples into their report form.
+    fn pack(&mut self) {
+        if let Self::Open(h) = self {
+            *self = Self::Packed(SecondOp::of(h));
+        }
+    }
+
+    /// The report form.
+    pub fn report(&self) -> SecondOp {
+        match self {
+            Self::Open(h) => SecondOp::of(h),
+            Self::Packed(op) => op.clone(),
+        }
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        match self {
+            Self::Open(h) => h.len(),
+            Self::Packed(op) => op.count,
+        }
+    }
 }
 
 /// Observed timing of one pulse.
@@ -82,6 +141,8 @@ pub struct Recorded {
     pub outcomes: BTreeMap<String, u64>,
     /// The timeline, one entry per second from the run's start.
     pub seconds: Vec<Second>,
+    /// Seconds before this one are packed.
+    packed: usize,
     /// Actual starts per 100 ms from the run's start.
     pub arrivals_100ms: Vec<u64>,
     /// Delay of each actual start behind its intended start.
@@ -103,6 +164,7 @@ impl Recorded {
             errors: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             seconds: Vec::new(),
+            packed: 0,
             arrivals_100ms: Vec::new(),
             start_lag: histogram::new(DIGITS),
             pulses: BTreeMap::new(),
@@ -135,6 +197,13 @@ impl Metrics {
     fn second(r: &mut Recorded, index: usize) -> &mut Second {
         if r.seconds.len() <= index {
             r.seconds.resize_with(index + 1, Second::default);
+        }
+        let settled = index.saturating_sub(OPEN_SECONDS);
+        if r.packed < settled {
+            for second in &mut r.seconds[r.packed..settled] {
+                second.ops.values_mut().for_each(SecondHistogram::pack);
+            }
+            r.packed = settled;
         }
         &mut r.seconds[index]
     }
@@ -191,7 +260,7 @@ impl Metrics {
         let mut r = self.inner.lock();
         histogram::record(op_histogram(&mut r.ops, op, DIGITS), micros);
         let second = Self::second(&mut r, sec);
-        histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
+        histogram::record(second_histogram(&mut second.ops, op), micros);
     }
 
     /// Records a successful `op` with its outcome and body size under one lock (the hot path of
@@ -210,7 +279,7 @@ impl Metrics {
         }
         let second = Self::second(&mut r, sec);
         second.bytes += bytes;
-        histogram::record(op_histogram(&mut second.ops, op, SECOND_DIGITS), micros);
+        histogram::record(second_histogram(&mut second.ops, op), micros);
     }
 
     /// Records a received message under one lock: its `bytes` and one `op` sample per entry of
@@ -228,7 +297,7 @@ impl Metrics {
         let second = Self::second(&mut r, sec);
         second.bytes += bytes;
         if !micros.is_empty() {
-            let per_second = op_histogram(&mut second.ops, op, SECOND_DIGITS);
+            let per_second = second_histogram(&mut second.ops, op);
             for &us in micros {
                 histogram::record(per_second, us);
             }
@@ -241,7 +310,7 @@ impl Metrics {
         let mut r = self.inner.lock();
         let second = Self::second(&mut r, sec);
         histogram::record(
-            op_histogram(&mut second.ops, op, SECOND_DIGITS),
+            second_histogram(&mut second.ops, op),
             latency.as_micros() as u64,
         );
     }
@@ -329,11 +398,14 @@ impl Metrics {
         let Some(s) = r.seconds.get(sec) else {
             return (0, 0, None);
         };
-        let h = s.ops.get(op);
-        let count = h.map_or(0, |h| h.len());
-        let p99 = h
-            .filter(|h| !h.is_empty())
-            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0);
+        let count = s.ops.get(op).map_or(0, SecondHistogram::count);
+        let p99 = match s.ops.get(op) {
+            Some(SecondHistogram::Open(h)) if !h.is_empty() => {
+                Some(h.value_at_quantile(0.99) as f64 / 1000.0)
+            }
+            Some(SecondHistogram::Packed(p)) if p.count > 0 => Some(p.p99_ms),
+            _ => None,
+        };
         (count, s.errors, p99)
     }
 
@@ -356,6 +428,16 @@ fn op_histogram<'a>(ops: &'a mut BTreeMap<String, Micros>, op: &str, digits: u8)
     ops.get_mut(op).expect("inserted above")
 }
 
+fn second_histogram<'a>(
+    ops: &'a mut BTreeMap<String, SecondHistogram>,
+    op: &str,
+) -> &'a mut Micros {
+    if !ops.contains_key(op) {
+        ops.insert(op.to_string(), SecondHistogram::default());
+    }
+    ops.get_mut(op).expect("inserted above").open()
+}
+
 /// Keeps a user counted as active.
 pub struct ActiveGuard<'a>(&'a AtomicU64);
 
@@ -368,6 +450,48 @@ impl Drop for ActiveGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_seconds_are_packed_and_a_late_sample_unpacks_exactly() {
+        let t0 = Instant::now();
+        let m = Metrics::new(t0);
+        let at = |s: u64, ms: u64| t0 + Duration::from_millis(s * 1000 + ms);
+        for s in 0..60 {
+            for i in 0..50 {
+                m.record_at("op", Duration::from_micros(100 + i * 37 + s), at(s, i));
+            }
+        }
+        {
+            let r = m.inner.lock();
+            let packed = |s: usize| matches!(r.seconds[s].ops["op"], SecondHistogram::Packed(_));
+            assert!((0..54).all(packed), "seconds well behind are packed");
+            assert!(!(55..60).any(packed), "the last seconds stay open");
+            let SecondHistogram::Packed(p) = &r.seconds[3].ops["op"] else {
+                unreachable!("checked above");
+            };
+            assert_eq!(p.count, 50);
+        }
+        m.record_at("op", Duration::from_millis(900), at(3, 500));
+        let r = m.finish();
+        let direct = |s: u64, late: Option<u64>| {
+            let mut h = histogram::new(SECOND_DIGITS);
+            for i in 0..50 {
+                histogram::record(&mut h, 100 + i * 37 + s);
+            }
+            late.into_iter()
+                .for_each(|us| histogram::record(&mut h, us));
+            SecondOp::of(&h)
+        };
+        let same = |a: SecondOp, b: SecondOp| {
+            assert_eq!(
+                (a.count, a.p50_ms, a.p99_ms, a.max_ms),
+                (b.count, b.p50_ms, b.p99_ms, b.max_ms)
+            );
+        };
+        same(r.seconds[3].ops["op"].report(), direct(3, Some(900_000)));
+        same(r.seconds[10].ops["op"].report(), direct(10, None));
+        same(r.seconds[59].ops["op"].report(), direct(59, None));
+    }
 
     #[test]
     fn records_ops_errors_and_arrivals() {
@@ -391,7 +515,7 @@ mod tests {
         let r = m.finish();
         assert_eq!(r.arrivals_100ms, [1, 1]);
         assert_eq!(r.seconds.len(), 2);
-        assert_eq!(r.seconds[1].ops["request"].len(), 1);
+        assert_eq!(r.seconds[1].ops["request"].count(), 1);
         assert_eq!(r.errors["connect"], 1);
         assert_eq!(r.errors["panic"], 2);
         let p = r.pulses[&0];

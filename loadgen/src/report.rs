@@ -180,15 +180,18 @@ pub struct PulseReport {
     pub max_lag_ms: f64,
 }
 
-fn second_op(h: &histogram::Micros) -> SecondOp {
-    let ms = |us: u64| us as f64 / 1000.0;
-    SecondOp {
-        count: h.len(),
-        p50_ms: ms(h.value_at_quantile(0.5)),
-        p90_ms: ms(h.value_at_quantile(0.9)),
-        p99_ms: ms(h.value_at_quantile(0.99)),
-        max_ms: ms(h.max()),
-        histogram: histogram::encode(h),
+impl SecondOp {
+    /// The report form of one second's samples.
+    pub fn of(h: &histogram::Micros) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            histogram: histogram::encode(h),
+        }
     }
 }
 
@@ -237,11 +240,7 @@ impl WorkloadReport {
                 errors: s.errors,
                 active: s.active,
                 bytes: s.bytes,
-                ops: s
-                    .ops
-                    .iter()
-                    .map(|(k, h)| (k.clone(), second_op(h)))
-                    .collect(),
+                ops: s.ops.iter().map(|(k, h)| (k.clone(), h.report())).collect(),
             })
             .collect();
         let mut report = WorkloadReport {
@@ -460,7 +459,7 @@ fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<(
                 Some(a) => {
                     let mut h = histogram::decode(&a.histogram, SECOND_DIGITS)?;
                     histogram::merge(&mut h, &histogram::decode(&op.histogram, SECOND_DIGITS)?);
-                    second_op(&h)
+                    SecondOp::of(&h)
                 }
                 None => op,
             };
