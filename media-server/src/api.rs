@@ -21,6 +21,11 @@ pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
     let mut streams = state.hub.stats();
     for s in &mut streams {
         s.viewers.hls = state.hls.viewers(&s.key);
+        s.llhls = state
+            .llhls
+            .as_ref()
+            .and_then(|ll| ll.store.get(&s.key))
+            .map(|ll| ll.stats());
         let forced_cuts = state.hls.get(&s.key).map_or(0, |h| h.read().forced_cuts());
         if forced_cuts > 0 {
             s.warnings.push(format!(

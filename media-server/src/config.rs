@@ -37,6 +37,8 @@ pub struct Config {
     pub hub: HubConfig,
     /// HLS output.
     pub hls: HlsConfig,
+    /// Low-latency HLS output (fMP4 parts, blocking playlist reload).
+    pub llhls: LlHlsSettings,
     /// RTMP protocol limits.
     pub rtmp_limits: RtmpLimits,
     /// Connection caps and deadlines of the RTMP listener (its header deadline is unused:
@@ -58,6 +60,7 @@ impl Default for Config {
             auth: BTreeMap::new(),
             hub: HubConfig::default(),
             hls: HlsConfig::default(),
+            llhls: LlHlsSettings::default(),
             rtmp_limits: RtmpLimits::default(),
             rtmp_listener: net_guard::Limits::default(),
             http_listener: net_guard::Limits::default(),
@@ -91,6 +94,7 @@ impl Config {
         }
         self.hub.validate()?;
         self.hls.validate()?;
+        self.llhls.validate()?;
         self.rtmp_limits.validate()?;
         for (section, limits) in [
             ("rtmp_listener", &self.rtmp_listener),
@@ -236,6 +240,85 @@ impl HlsConfig {
         }
         positive("hls.window", self.window)?;
         positive("hls.max_segment_bytes", self.max_segment_bytes)?;
+        Ok(())
+    }
+}
+
+/// Low-latency HLS output settings, fixed for each stream's life.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlHlsSettings {
+    /// Turns LL-HLS output on or off.
+    pub enabled: bool,
+    /// `PART-TARGET` in milliseconds, 200 to 500: no part is longer.
+    pub part_target_ms: u64,
+    /// `EXT-X-TARGETDURATION` in seconds: no segment is longer.
+    pub target_duration_secs: u64,
+    /// A keyframe at least this many seconds into a segment starts the next one; at most
+    /// `target_duration_secs`.
+    pub segment_secs: f64,
+    /// Complete segments listed and kept; they must span three target durations.
+    pub window: usize,
+    /// Most blocking requests one client address may have held at once; more get `429`.
+    pub max_held_per_ip: usize,
+}
+
+impl Default for LlHlsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            part_target_ms: 334,
+            target_duration_secs: 2,
+            segment_secs: 1.0,
+            window: 7,
+            max_held_per_ip: 100,
+        }
+    }
+}
+
+impl LlHlsSettings {
+    /// The packager configuration, part and segment URIs relative to `ll.m3u8`; the error
+    /// names the first field out of range.
+    pub fn packager_config(&self) -> anyhow::Result<media_core::hls::ll::LlHlsConfig> {
+        use media_core::hls::ll::{LlHlsConfig, LlHlsError, UriTemplate};
+        let segment_ok = self.segment_secs.is_finite()
+            && self.segment_secs > 0.0
+            && self.segment_secs <= MAX_SECS;
+        anyhow::ensure!(
+            segment_ok,
+            "llhls.segment_secs must be above 0 and at most llhls.target_duration_secs, got {}",
+            self.segment_secs
+        );
+        let config = LlHlsConfig {
+            part_target: Duration::from_millis(self.part_target_ms),
+            target_duration: self.target_duration_secs,
+            segment_duration: Duration::from_millis((self.segment_secs * 1000.0).round() as u64),
+            window: self.window,
+            uris: UriTemplate::new("ll-{msn}.{part}.m4s", "ll-{msn}.m4s", "ll-init{init}.mp4")?,
+        };
+        config.validate().map_err(|e| {
+            let (field, rule) = match e {
+                LlHlsError::Config("part_target") => ("part_target_ms", "between 200 and 500"),
+                LlHlsError::Config("target_duration") => {
+                    ("target_duration_secs", "between 1 and 30")
+                }
+                LlHlsError::Config("segment_duration") => (
+                    "segment_secs",
+                    "above 0, in whole milliseconds and at most llhls.target_duration_secs",
+                ),
+                _ => (
+                    "window",
+                    "between 3 and 1024 and span three target durations",
+                ),
+            };
+            anyhow::anyhow!("llhls.{field} must be {rule}")
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.packager_config()?;
+        positive("llhls.max_held_per_ip", self.max_held_per_ip)?;
         Ok(())
     }
 }
@@ -427,6 +510,16 @@ mod tests {
                 "[rtmp_limits]\nhandshake_timeout_secs = inf\n",
                 "rtmp_limits.handshake_timeout_secs",
             ),
+            ("[llhls]\npart_target_ms = 199\n", "llhls.part_target_ms"),
+            ("[llhls]\npart_target_ms = 501\n", "llhls.part_target_ms"),
+            (
+                "[llhls]\ntarget_duration_secs = 0\n",
+                "llhls.target_duration_secs",
+            ),
+            ("[llhls]\nsegment_secs = nan\n", "llhls.segment_secs"),
+            ("[llhls]\nsegment_secs = 3.0\n", "llhls.segment_secs"),
+            ("[llhls]\nwindow = 2\n", "llhls.window"),
+            ("[llhls]\nmax_held_per_ip = 0\n", "llhls.max_held_per_ip"),
             (
                 "[transcode]\nmax_lag_secs = -3.0\n",
                 "transcode.max_lag_secs",

@@ -2,17 +2,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use media_core::token::Policy;
+use net_guard::PeerAddr;
 
 use crate::auth::PlayAllowed;
 use crate::config::{HlsConfig, TranscodeConfig};
 use crate::hls::{self, HlsStore};
 use crate::hub::Hub;
+use crate::llhls::{self, LlHls};
 use crate::metrics::Metrics;
 use crate::{api, flv};
 
@@ -25,6 +27,8 @@ pub struct AppState {
     pub hls: HlsStore,
     /// HLS settings.
     pub hls_config: HlsConfig,
+    /// Low-latency HLS; `None` when it is off.
+    pub llhls: Option<LlHls>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Rendition ladders, for master playlists.
@@ -76,13 +80,23 @@ async fn stream_file(
 async fn segment_file(
     _: PlayAllowed,
     State(state): State<AppState>,
+    ConnectInfo(peer): PeerAddr,
+    RawQuery(query): RawQuery,
     Path((app, stream, file)): Path<(String, String, String)>,
 ) -> Response {
     if let Some(bad) = bad_names(&[&app, &stream]) {
         return bad;
     }
-    if file == "master.m3u8" {
-        return hls::master_playlist(&state, &app, &stream).await;
+    match file.as_str() {
+        "master.m3u8" => return hls::master_playlist(&state, &app, &stream).await,
+        "ll.m3u8" => {
+            return llhls::playlist(&state, &app, &stream, query.as_deref(), peer.ip()).await
+        }
+        "ll-master.m3u8" => return llhls::master_playlist(&state, &app, &stream).await,
+        _ => {}
+    }
+    if file.starts_with("ll-") {
+        return llhls::media(&state, &format!("{app}/{stream}"), &file, peer.ip()).await;
     }
     hls::segment(&state, &format!("{app}/{stream}"), &file).await
 }

@@ -8,6 +8,7 @@ pub mod hls;
 pub mod hook;
 pub mod http;
 pub mod hub;
+pub mod llhls;
 pub mod metrics;
 pub mod rtmp;
 mod server;

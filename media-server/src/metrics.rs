@@ -21,6 +21,13 @@ pub struct RenditionLabel {
     pub rendition: String,
 }
 
+/// Label for the outcomes of held LL-HLS requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `answered`, `timed_out`, `refused` or `bad_request`.
+    pub outcome: &'static str,
+}
+
 /// Every origin metric.
 #[derive(Debug)]
 pub struct Metrics {
@@ -51,6 +58,15 @@ pub struct Metrics {
     pub hls_segments: Counter,
     /// HLS segments cut without a keyframe: the stream's keyframes are too far apart.
     pub hls_forced_cuts: Counter,
+    /// LL-HLS parts produced.
+    pub llhls_parts: Counter,
+    /// LL-HLS segments started without a keyframe: the stream's keyframes are too far apart.
+    pub llhls_forced_cuts: Counter,
+    /// LL-HLS requests held now, waiting for a part.
+    pub llhls_held_requests: Gauge,
+    /// LL-HLS blocking requests by outcome: `answered` after a hold, `timed_out` (503),
+    /// `refused` by the per-address cap (429), `bad_request` (400).
+    pub llhls_held_outcomes: Family<OutcomeLabel, Counter>,
     /// Bytes served over HTTP, by protocol.
     pub http_bytes_out: Family<ProtocolLabel, Counter>,
     /// Streams known to the hub.
@@ -85,6 +101,10 @@ impl Default for Metrics {
             viewer_frames_dropped: Counter::default(),
             hls_segments: Counter::default(),
             hls_forced_cuts: Counter::default(),
+            llhls_parts: Counter::default(),
+            llhls_forced_cuts: Counter::default(),
+            llhls_held_requests: Gauge::default(),
+            llhls_held_outcomes: Family::default(),
             http_bytes_out: Family::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
@@ -156,6 +176,26 @@ impl Default for Metrics {
             m.hls_forced_cuts.clone(),
         );
         r.register(
+            "llhls_parts",
+            "LL-HLS parts produced",
+            m.llhls_parts.clone(),
+        );
+        r.register(
+            "llhls_forced_cuts",
+            "LL-HLS segments started without a keyframe because the keyframe interval is too long",
+            m.llhls_forced_cuts.clone(),
+        );
+        r.register(
+            "llhls_held_requests",
+            "LL-HLS requests held now, waiting for a part",
+            m.llhls_held_requests.clone(),
+        );
+        r.register(
+            "llhls_held_outcomes",
+            "LL-HLS blocking requests by outcome",
+            m.llhls_held_outcomes.clone(),
+        );
+        r.register(
             "http_bytes_out",
             "Bytes served over HTTP",
             m.http_bytes_out.clone(),
@@ -204,6 +244,13 @@ impl Metrics {
         self.http_bytes_out
             .get_or_create(&ProtocolLabel { protocol })
             .clone()
+    }
+
+    /// Counts one outcome of an LL-HLS blocking request.
+    pub fn held_outcome(&self, outcome: &'static str) {
+        self.llhls_held_outcomes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Counts a rendition dropped for falling behind real time.

@@ -14,6 +14,7 @@ use crate::hls::{self, HlsStore};
 use crate::hook::PublishHook;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
+use crate::llhls::{self, HeldLimiter, LlHls, LlStore};
 use crate::metrics::Metrics;
 use crate::rtmp;
 
@@ -68,6 +69,28 @@ impl Server {
             }));
         }
 
+        let ll = if config.llhls.enabled {
+            let ll = LlHls {
+                store: LlStore::default(),
+                config: config.llhls.packager_config()?,
+                held: HeldLimiter::new(
+                    config.llhls.max_held_per_ip,
+                    metrics.llhls_held_requests.clone(),
+                ),
+            };
+            let output = llhls::run(&hub, ll.store.clone(), ll.config.clone(), metrics.clone());
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = output => {}
+                }
+            }));
+            Some(ll)
+        } else {
+            None
+        };
+
         #[cfg(feature = "transcode")]
         if config.transcode.enabled() {
             let transcoder =
@@ -107,6 +130,7 @@ impl Server {
             hub: hub.clone(),
             hls: store,
             hls_config: config.hls.clone(),
+            llhls: ll,
             metrics,
             transcode: Arc::new(config.transcode.clone()),
             auth,

@@ -12,7 +12,22 @@ fn bad_settings_fail_to_start_naming_the_field() {
     let origin_toml = dir.join("origin.toml");
     std::fs::write(&origin_toml, "[hub]\nlinger_secs = -1.0\n").expect("write");
     let origin_toml = origin_toml.to_string_lossy().into_owned();
-    let cases: [(&[&str], &str); 5] = [
+    let llhls_toml = dir.join("llhls.toml");
+    std::fs::write(&llhls_toml, "[llhls]\npart_target_ms = 600\n").expect("write");
+    let llhls_toml = llhls_toml.to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "origin",
+                "--rtmp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--config",
+                &llhls_toml,
+            ],
+            "llhls.part_target_ms",
+        ),
         (
             &[
                 "origin",

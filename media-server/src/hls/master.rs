@@ -51,7 +51,12 @@ pub fn render_master(variants: &[Variant]) -> String {
 
 /// Describes stream `key` as a variant, if it is known to the hub. `fallback_bps` stands in
 /// for the bitrate until the stream has segments and a measured rate.
-fn variant(state: &AppState, key: &str, uri: String, fallback_bps: u64) -> Option<Variant> {
+pub(crate) fn variant(
+    state: &AppState,
+    key: &str,
+    uri: String,
+    fallback_bps: u64,
+) -> Option<Variant> {
     let stream = state.hub.get(key)?;
     let info = stream.info();
     let (measured_fps, measured_bps) = stream.input_rate();

@@ -6,6 +6,7 @@ mod output;
 mod routes;
 mod store;
 
+pub(crate) use master::variant;
 pub use master::{master_playlist, render_master, Variant};
 pub use output::run;
 pub use routes::{playlist, segment};

@@ -1,0 +1,164 @@
+//! The LL-HLS output: one packager task per stream, fed by the hub like any viewer. Each
+//! batch of packager events wakes the requests held on the stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use media_core::flv::{self, VideoPacket};
+use media_core::hls::ll::{Event, LlHlsConfig, LlHlsError, Packager, VideoFrame};
+
+use super::store::{LlState, LlStore, LlStream};
+use crate::hub::{Frame, FrameKind, Hub, NewStream};
+use crate::metrics::Metrics;
+
+/// Registers with the hub at once, then starts a packager for every new stream until the hub
+/// is dropped.
+pub fn run(
+    hub: &Hub,
+    store: LlStore,
+    config: LlHlsConfig,
+    metrics: Arc<Metrics>,
+) -> impl std::future::Future<Output = ()> {
+    let mut new_streams = hub.new_streams();
+    async move {
+        while let Some(new) = new_streams.recv().await {
+            tokio::spawn(package_stream(
+                new,
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+            ));
+        }
+    }
+}
+
+/// The wall clock in unix milliseconds.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Feeds one hub frame to the packager: sequence headers, AVC access units and raw AAC
+/// frames; a new publish session restarts it (a discontinuity).
+fn feed(
+    packager: &mut Packager,
+    epoch: &mut Option<u32>,
+    frame: &Frame,
+    now_ms: u64,
+) -> Result<(), LlHlsError> {
+    if *epoch != Some(frame.epoch) {
+        if epoch.is_some() {
+            packager.restart()?;
+        }
+        *epoch = Some(frame.epoch);
+    }
+    let payload = &frame.payload;
+    match frame.kind {
+        FrameKind::Video => match flv::parse_video(payload) {
+            Ok(info) if info.codec_id == flv::CODEC_AVC => {
+                let body = payload.slice_ref(flv::video_body(payload));
+                match info.packet {
+                    VideoPacket::SequenceHeader => packager.set_avc_config(&body),
+                    VideoPacket::Nalu => packager.push_video(
+                        VideoFrame {
+                            dts_ms: frame.dts,
+                            cts_ms: frame.cts,
+                            keyframe: frame.keyframe,
+                            data: body,
+                        },
+                        now_ms,
+                    ),
+                    VideoPacket::EndOfSequence => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        },
+        FrameKind::Audio => match flv::parse_audio(payload) {
+            Ok(info) if info.sound_format == flv::SOUND_AAC => {
+                let body: Bytes = payload.slice_ref(flv::audio_body(payload));
+                if info.sequence_header {
+                    packager.set_aac_config(&body)
+                } else {
+                    packager.push_audio(frame.dts, body, now_ms)
+                }
+            }
+            _ => Ok(()),
+        },
+        FrameKind::Script => Ok(()),
+    }
+}
+
+/// Drains the packager's events, recording part completion times and counting; returns
+/// whether there were any.
+fn drain(state: &mut LlState, metrics: &Metrics, now_ms: u64) -> bool {
+    let mut any = false;
+    while let Some(event) = state.packager.poll_event() {
+        any = true;
+        if let Event::Part(part) = event {
+            metrics.llhls_parts.inc();
+            state.record_part(part.id(), now_ms);
+        }
+    }
+    any
+}
+
+/// One stream's packager task: until the hub ends the subscription.
+async fn package_stream(
+    NewStream { stream, mut sub }: NewStream,
+    store: LlStore,
+    config: LlHlsConfig,
+    metrics: Arc<Metrics>,
+) {
+    let key = stream.key().to_string();
+    let idle = Duration::from_secs(config.target_duration.saturating_mul(2));
+    let packager = match Packager::new(config) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(stream = key, "LL-HLS packager not started: {e}");
+            return;
+        }
+    };
+    let out = Arc::new(LlStream::new(packager));
+    store.insert(&key, out.clone());
+    let mut epoch = None;
+    let mut warned = false;
+    loop {
+        let frame = match tokio::time::timeout(idle, sub.recv()).await {
+            Ok(Some(frame)) => Some(frame),
+            Ok(None) => break,
+            Err(_) if stream.is_live() => continue,
+            Err(_) => None,
+        };
+        let now_ms = unix_ms();
+        let woke = {
+            let mut state = out.write();
+            let cuts = state.packager.forced_cuts();
+            // Without a frame the publisher left: finish the open part and segment.
+            let result = match &frame {
+                Some(frame) => feed(&mut state.packager, &mut epoch, frame, now_ms),
+                None => state.packager.restart(),
+            };
+            if let Err(e) = result {
+                tracing::debug!(stream = key, "LL-HLS packager skipped a frame: {e}");
+            }
+            let new_cuts = state.packager.forced_cuts().saturating_sub(cuts);
+            if new_cuts > 0 {
+                metrics.llhls_forced_cuts.inc_by(new_cuts);
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(
+                        stream = key,
+                        "keyframe interval too long: LL-HLS segments are cut without a keyframe"
+                    );
+                }
+            }
+            drain(&mut state, &metrics, now_ms)
+        };
+        if woke {
+            out.notify();
+        }
+    }
+    out.close();
+    store.remove(&key, &out);
+}

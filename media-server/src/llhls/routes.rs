@@ -1,0 +1,333 @@
+//! HTTP handlers for LL-HLS: the media playlist with blocking reload and delta updates, parts,
+//! segments, init segments and the LL master playlist. Requests for what does not exist yet
+//! are held until a packager event brings it (never polled), refused past the advance limits,
+//! and answered 503 after three target durations.
+
+use std::net::IpAddr;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use media_core::hls::ll::{
+    Directives, FetchDecision, PartId, PlaylistDecision, RenditionReport, TooFar,
+};
+use tokio::time::Instant;
+
+use super::store::{LlHls, LlState, LlStream};
+use crate::hls::{render_master, variant};
+use crate::http::AppState;
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// Parts, segments and init segments; hls.js and ffmpeg take fMP4 as `video/mp4`.
+const MEDIA_TYPE: &str = "video/mp4";
+/// Parts, segments and init segments never change once they exist (Appendix B).
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Header on parts: when the packager completed the part, in unix milliseconds.
+pub const PART_COMPLETED_HEADER: &str = "x-ll-part-completed-ms";
+/// Most digits of a number in a part or segment name (`u64::MAX` has 20).
+const MAX_DIGITS: usize = 20;
+
+fn refuse(status: StatusCode, reason: &str) -> Response {
+    (status, format!("{reason}\n")).into_response()
+}
+
+fn not_found() -> Response {
+    refuse(StatusCode::NOT_FOUND, "no such stream, part or segment")
+}
+
+fn respond(body: Bytes, content_type: &'static str, cache: &str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// What a look at the stream decided.
+enum Step<T> {
+    /// Answer with this now.
+    Ready(T),
+    /// Hold until the next packager event.
+    Wait,
+    /// Answer with this response (400, 404).
+    Refuse(Response),
+}
+
+/// Decides on the stream's state, holding the request across packager events until `decide`
+/// is ready, the hold timeout passes (503), the client's cap on held requests is reached
+/// (429) or the stream ends (404). Woken by the stream's events only.
+async fn hold<T>(
+    state: &AppState,
+    ll: &LlHls,
+    stream: &LlStream,
+    peer: IpAddr,
+    mut decide: impl FnMut(&LlState) -> Step<T>,
+) -> Result<T, Response> {
+    let deadline = Instant::now() + ll.config.hold_timeout();
+    let mut permit = None;
+    loop {
+        let mut events = stream.subscribe();
+        let step = {
+            let st = stream.read();
+            decide(&st)
+        };
+        match step {
+            Step::Ready(value) => {
+                if permit.is_some() {
+                    state.metrics.held_outcome("answered");
+                }
+                return Ok(value);
+            }
+            Step::Refuse(response) => return Err(response),
+            Step::Wait if stream.is_closed() => return Err(not_found()),
+            Step::Wait => {}
+        }
+        if permit.is_none() {
+            permit = ll.held.try_hold(peer);
+            if permit.is_none() {
+                state.metrics.held_outcome("refused");
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many held requests from this address",
+                ));
+            }
+        }
+        if tokio::time::timeout_at(deadline, events.changed())
+            .await
+            .is_err()
+        {
+            state.metrics.held_outcome("timed_out");
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the requested part did not arrive within three target durations",
+            ));
+        }
+    }
+}
+
+/// `GET /{app}/{stream}/ll.m3u8[?_HLS_msn=M[&_HLS_part=N]][&_HLS_skip=YES|v2]`.
+pub async fn playlist(
+    state: &AppState,
+    app: &str,
+    name: &str,
+    query: Option<&str>,
+    peer: IpAddr,
+) -> Response {
+    let Some(ll) = &state.llhls else {
+        return not_found();
+    };
+    let directives = match Directives::parse(query.unwrap_or_default()) {
+        Ok(d) => d,
+        Err(e) => {
+            state.metrics.held_outcome("bad_request");
+            return refuse(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let key = format!("{app}/{name}");
+    let Some(stream) = ll.store.get(&key) else {
+        return not_found();
+    };
+    let decided = hold(state, ll, &stream, peer, |st| {
+        match st.packager.decide_playlist(&directives) {
+            PlaylistDecision::Ready => Step::Ready(()),
+            PlaylistDecision::Wait(_) => Step::Wait,
+            PlaylistDecision::BadRequest(why) => {
+                state.metrics.held_outcome("bad_request");
+                let reason = match why {
+                    TooFar::Msn => "_HLS_msn is more than two segments beyond the last one",
+                    TooFar::Part => "_HLS_part is beyond the advance part limit",
+                };
+                Step::Refuse(refuse(StatusCode::BAD_REQUEST, reason))
+            }
+        }
+    })
+    .await;
+    if let Err(response) = decided {
+        return response;
+    }
+    let reports = sibling_reports(state, ll, app, name);
+    let text = Bytes::from(stream.read().packager.render(directives.skip, &reports));
+    state.metrics.add_http_bytes("llhls", text.len());
+    // A blocking response holds the part it names, so it stays right for that URL: caches may
+    // keep it for as long as the hold timeout. The newest playlist changes every part target
+    // (below max-age's one-second resolution), so a plain request is revalidated each time.
+    let cache = match directives.msn {
+        Some(_) => format!("public, max-age={}", ll.config.hold_timeout().as_secs()),
+        None => "no-cache".to_string(),
+    };
+    respond(text, PLAYLIST_TYPE, &cache)
+}
+
+/// `EXT-X-RENDITION-REPORT` of the other renditions of `name`'s ladder that have parts.
+fn sibling_reports(state: &AppState, ll: &LlHls, app: &str, name: &str) -> Vec<RenditionReport> {
+    let ladder = state.transcode.ladder(app);
+    if ladder.is_empty() {
+        return Vec::new();
+    }
+    let source = ladder
+        .iter()
+        .find_map(|r| name.strip_suffix(&format!("_{}", r.name)))
+        .unwrap_or(name);
+    std::iter::once(source.to_string())
+        .chain(ladder.iter().map(|r| format!("{source}_{}", r.name)))
+        .filter(|sibling| sibling != name)
+        .filter_map(|sibling| {
+            let stream = ll.store.get(&format!("{app}/{sibling}"))?;
+            let report = stream
+                .read()
+                .packager
+                .rendition_report(&format!("../{sibling}/ll.m3u8"));
+            report
+        })
+        .collect()
+}
+
+/// A decimal number of at most [`MAX_DIGITS`] digits.
+fn number(text: &str) -> Option<u64> {
+    let ok =
+        !text.is_empty() && text.len() <= MAX_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| text.parse().ok()).flatten()
+}
+
+/// What an `ll-` file name asks for.
+enum File {
+    Part(PartId),
+    Segment(u64),
+    Init(u64),
+}
+
+fn parse_file(file: &str) -> Option<File> {
+    let rest = file.strip_prefix("ll-")?;
+    if let Some(id) = rest
+        .strip_prefix("init")
+        .and_then(|r| r.strip_suffix(".mp4"))
+    {
+        return number(id).map(File::Init);
+    }
+    let stem = rest.strip_suffix(".m4s")?;
+    match stem.split_once('.') {
+        Some((msn, part)) => Some(File::Part(PartId {
+            msn: number(msn)?,
+            part: number(part)?,
+        })),
+        None => number(stem).map(File::Segment),
+    }
+}
+
+/// `GET /{app}/{stream}/ll-{msn}.{part}.m4s`, `ll-{msn}.m4s` and `ll-init{n}.mp4`. A part
+/// or segment that should come soon (the preload-hinted part, a part within the advance
+/// limit, the segment being written) is held until complete and then sent whole.
+pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Response {
+    let (Some(ll), Some(file)) = (&state.llhls, parse_file(file)) else {
+        return not_found();
+    };
+    let Some(stream) = ll.store.get(key) else {
+        return not_found();
+    };
+    let fetched = match file {
+        File::Init(id) => {
+            let init = stream.read().packager.init(id).map(|i| i.data.clone());
+            init.map(|data| (data, None)).ok_or_else(not_found)
+        }
+        File::Part(id) => {
+            hold(state, ll, &stream, peer, |st| {
+                match (st.packager.part(id), st.packager.decide_part(id)) {
+                    (Some(part), _) => Step::Ready((part.data.clone(), st.completed_ms(id))),
+                    (None, FetchDecision::Wait) => Step::Wait,
+                    (None, _) => Step::Refuse(not_found()),
+                }
+            })
+            .await
+        }
+        File::Segment(msn) => {
+            hold(state, ll, &stream, peer, |st| {
+                match (st.packager.segment(msn), st.packager.decide_segment(msn)) {
+                    (Some(segment), _) => Step::Ready((segment.data.clone(), None)),
+                    (None, FetchDecision::Wait) => Step::Wait,
+                    (None, _) => Step::Refuse(not_found()),
+                }
+            })
+            .await
+        }
+    };
+    match fetched {
+        Ok((data, completed_ms)) => {
+            state.metrics.add_http_bytes("llhls", data.len());
+            let mut response = respond(data, MEDIA_TYPE, IMMUTABLE);
+            if let Some(ms) = completed_ms {
+                response
+                    .headers_mut()
+                    .insert(PART_COMPLETED_HEADER, HeaderValue::from(ms));
+            }
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+/// `GET /{app}/{stream}/ll-master.m3u8`: the source's and its live renditions' LL-HLS
+/// playlists as variants. The TS master playlist stays at `master.m3u8`.
+pub async fn master_playlist(state: &AppState, app: &str, name: &str) -> Response {
+    let Some(ll) = &state.llhls else {
+        return not_found();
+    };
+    let key = format!("{app}/{name}");
+    let has_parts = |key: &str| {
+        ll.store
+            .get(key)
+            .is_some_and(|s| s.read().packager.live_edge().last_part.is_some())
+    };
+    if !has_parts(&key) {
+        return not_found();
+    }
+    let Some(source) = variant(state, &key, "ll.m3u8".into(), 0) else {
+        return not_found();
+    };
+    let mut variants = vec![source];
+    for r in state.transcode.ladder(app) {
+        let rkey = format!("{key}_{}", r.name);
+        if !has_parts(&rkey) {
+            continue;
+        }
+        let uri = format!("../{name}_{}/ll.m3u8", r.name);
+        variants.extend(variant(state, &rkey, uri, u64::from(r.video_kbps) * 1000));
+    }
+    let text = render_master(&variants);
+    state.metrics.add_http_bytes("llhls", text.len());
+    respond(text.into(), PLAYLIST_TYPE, "public, max-age=1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_parse_strictly() {
+        assert!(matches!(
+            parse_file("ll-12.3.m4s"),
+            Some(File::Part(PartId { msn: 12, part: 3 }))
+        ));
+        assert!(matches!(parse_file("ll-12.m4s"), Some(File::Segment(12))));
+        assert!(matches!(parse_file("ll-init0.mp4"), Some(File::Init(0))));
+        for bad in [
+            "ll-.m4s",
+            "ll--1.m4s",
+            "ll-1.-2.m4s",
+            "ll-1.2.3.m4s",
+            "ll-+1.m4s",
+            "ll-99999999999999999999999.m4s",
+            "ll-18446744073709551616.m4s",
+            "ll-init.mp4",
+            "ll-1.ts",
+            "12.ts",
+        ] {
+            assert!(parse_file(bad).is_none(), "{bad}");
+        }
+    }
+}

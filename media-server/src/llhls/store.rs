@@ -1,0 +1,165 @@
+//! In-memory LL-HLS state per stream: the packager (which keeps the window of parts,
+//! segments and init segments), when each part was completed, and the event that wakes the
+//! requests held on the stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use media_core::hls::ll::{LlHlsConfig, Packager, PartId};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::held::HeldLimiter;
+
+/// Most part completion times remembered per stream, far more than a window holds.
+const COMPLETED_PARTS: usize = 1024;
+
+/// Everything the LL-HLS handlers share: the streams, the packager settings and the cap on
+/// held requests.
+#[derive(Debug, Clone)]
+pub struct LlHls {
+    /// Every stream's state.
+    pub store: LlStore,
+    /// The packager settings of every stream.
+    pub config: LlHlsConfig,
+    /// Held requests per client address.
+    pub held: Arc<HeldLimiter>,
+}
+
+/// A stream's packager and the completion time of its recent parts.
+#[derive(Debug)]
+pub struct LlState {
+    /// The packager of this stream.
+    pub packager: Packager,
+    completed: VecDeque<(PartId, u64)>,
+}
+
+impl LlState {
+    /// When part `id` was completed, in unix milliseconds, while remembered.
+    pub fn completed_ms(&self, id: PartId) -> Option<u64> {
+        self.completed
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == id)
+            .map(|&(_, ms)| ms)
+    }
+
+    /// Records that part `id` was completed at `unix_ms`.
+    pub(super) fn record_part(&mut self, id: PartId, unix_ms: u64) {
+        if self.completed.len() >= COMPLETED_PARTS {
+            self.completed.pop_front();
+        }
+        self.completed.push_back((id, unix_ms));
+    }
+}
+
+/// One stream: its state, and a counter of packager events that held requests watch.
+#[derive(Debug)]
+pub struct LlStream {
+    state: RwLock<LlState>,
+    events: watch::Sender<u64>,
+    closed: AtomicBool,
+}
+
+impl LlStream {
+    /// A stream around a new packager.
+    pub fn new(packager: Packager) -> Self {
+        Self {
+            state: RwLock::new(LlState {
+                packager,
+                completed: VecDeque::new(),
+            }),
+            events: watch::channel(0).0,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads the state; never held across an await.
+    pub fn read(&self) -> RwLockReadGuard<'_, LlState> {
+        self.state.read()
+    }
+
+    pub(super) fn write(&self) -> RwLockWriteGuard<'_, LlState> {
+        self.state.write()
+    }
+
+    /// Resolves `changed()` at the next packager event (or when the stream ends). Subscribe
+    /// before looking at the state, so that no event between the two is missed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Wakes every held request: the packager produced events.
+    pub(super) fn notify(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Marks the stream ended and wakes every held request.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    /// True once the stream's packager task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The stream's LL-HLS figures for the stats API.
+    pub fn stats(&self) -> LlHlsStats {
+        let st = self.read();
+        let config = st.packager.config();
+        let last = st.packager.live_edge().last_part;
+        LlHlsStats {
+            part_target_ms: u64::try_from(config.part_target.as_millis()).unwrap_or(u64::MAX),
+            target_duration_secs: config.target_duration,
+            last_msn: last.map(|p| p.msn),
+            last_part: last.map(|p| p.part),
+            forced_cuts: st.packager.forced_cuts(),
+        }
+    }
+}
+
+/// A stream's LL-HLS figures in `/api/v1/streams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LlHlsStats {
+    /// `PART-TARGET` in milliseconds.
+    pub part_target_ms: u64,
+    /// `EXT-X-TARGETDURATION` in seconds.
+    pub target_duration_secs: u64,
+    /// Media Sequence Number of the last part's segment; none before the first part.
+    pub last_msn: Option<u64>,
+    /// Index of the last part in its segment.
+    pub last_part: Option<u64>,
+    /// Segments started without a keyframe.
+    pub forced_cuts: u64,
+}
+
+/// Every stream's LL-HLS state, by stream key.
+#[derive(Debug, Clone, Default)]
+pub struct LlStore {
+    streams: Arc<RwLock<HashMap<String, Arc<LlStream>>>>,
+}
+
+impl LlStore {
+    /// Puts `stream` under `key`, replacing a previous life's state whose task has not yet
+    /// left.
+    pub fn insert(&self, key: &str, stream: Arc<LlStream>) {
+        self.streams.write().insert(key.to_string(), stream);
+    }
+
+    /// Looks up a stream.
+    pub fn get(&self, key: &str) -> Option<Arc<LlStream>> {
+        self.streams.read().get(key).cloned()
+    }
+
+    /// Removes `stream` from `key`, unless a newer one replaced it.
+    pub fn remove(&self, key: &str, stream: &Arc<LlStream>) {
+        let mut streams = self.streams.write();
+        if streams.get(key).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            streams.remove(key);
+        }
+    }
+}
