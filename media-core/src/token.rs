@@ -182,14 +182,15 @@ impl Policy {
 }
 
 /// The `(app, stream)` a request path plays when it needs a play token: a media playlist
-/// (`/{app}/{stream}.m3u8`), a master playlist (`/{app}/{stream}/master.m3u8`) or an
-/// HTTP-FLV stream (`/{app}/{stream}.flv`). Segments are reached only through a playlist and
+/// (`/{app}/{stream}.m3u8`), a master playlist (`/{app}/{stream}/master.m3u8`), an LL-HLS
+/// media or master playlist (`/{app}/{stream}/ll.m3u8`, `ll-master.m3u8`) or an HTTP-FLV
+/// stream (`/{app}/{stream}.flv`). Segments and parts are reached only through a playlist and
 /// need none.
 pub fn play_target(path: &str) -> Option<(&str, &str)> {
     let mut parts = path.trim_start_matches('/').split('/');
     let (app, second) = (parts.next()?, parts.next()?);
     let stream = match (parts.next(), parts.next()) {
-        (Some("master.m3u8"), None) => second,
+        (Some("master.m3u8" | "ll.m3u8" | "ll-master.m3u8"), None) => second,
         (None, None) => second
             .strip_suffix(".m3u8")
             .or_else(|| second.strip_suffix(".flv"))?,
@@ -286,6 +287,12 @@ mod tests {
         assert_eq!(play_target("/live/cam.m3u8"), Some(("live", "cam")));
         assert_eq!(play_target("/live/cam.flv"), Some(("live", "cam")));
         assert_eq!(play_target("/live/cam/master.m3u8"), Some(("live", "cam")));
+        assert_eq!(play_target("/live/cam/ll.m3u8"), Some(("live", "cam")));
+        assert_eq!(
+            play_target("/live/cam/ll-master.m3u8"),
+            Some(("live", "cam"))
+        );
+        assert_eq!(play_target("/live/cam/ll-3.1.m4s"), None);
         assert_eq!(play_target("/live/cam/3.ts"), None);
         assert_eq!(play_target("/live/cam/a/master.m3u8"), None);
         assert_eq!(play_target("/metrics"), None);

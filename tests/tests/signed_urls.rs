@@ -68,6 +68,8 @@ async fn tokens_guard_publish_and_play_on_origin_and_edge() {
         for (file, query, reason) in [
             ("cam.m3u8", String::new(), "token is required"),
             ("cam.flv", String::new(), "token is required"),
+            ("cam/ll.m3u8", String::new(), "token is required"),
+            ("cam/ll-master.m3u8", String::new(), "token is required"),
             (
                 "cam.m3u8",
                 format!("?token={}", token(Action::Play, "cam", -5)),
