@@ -171,6 +171,28 @@ mod tests {
     }
 
     #[test]
+    fn held_requests_outlast_the_origin_hold_and_are_capped() {
+        let c = Config::ephemeral(vec!["http://a:1".into()]);
+        assert!(
+            c.held_timeout() >= Duration::from_secs(18),
+            "3 x a 6 s target"
+        );
+        c.validate().expect("defaults are valid");
+        for bad in [
+            Config {
+                held_timeout_ms: 999,
+                ..c.clone()
+            },
+            Config {
+                max_held_fetches: 0,
+                ..c.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
+    }
+
+    #[test]
     fn negative_ttl_is_capped() {
         let c = Config {
             negative_ttl_ms: 5000,

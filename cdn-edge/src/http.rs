@@ -31,6 +31,10 @@ pub const MAX_URI_BYTES: usize = 2048;
 /// Fetches each client request takes part in before it gives up on failing origins.
 const FETCH_ATTEMPTS: usize = 2;
 
+/// Fetches a blocking playlist request takes part in: one, since a failed one may have been
+/// held for the whole hold time; the player asks again.
+const HELD_FETCH_ATTEMPTS: usize = 1;
+
 /// Shared state of every handler.
 pub struct Edge {
     /// Settings.
@@ -223,9 +227,13 @@ async fn serve(
         }
         None => {
             let fetcher = edge.clone();
+            let attempts = match kind {
+                Kind::BlockingPlaylist => HELD_FETCH_ATTEMPTS,
+                Kind::Playlist | Kind::Media => FETCH_ATTEMPTS,
+            };
             let (result, role) = edge
                 .flight
-                .run(&key, FETCH_ATTEMPTS, settled, || {
+                .run(&key, attempts, settled, || {
                     let edge = fetcher.clone();
                     let key = key.clone();
                     async move { fill(&edge, &key, kind).await }

@@ -123,9 +123,17 @@ async fn start_origin() -> (Arc<Origin>, SocketAddr) {
 }
 
 async fn start_edge(origin: SocketAddr) -> cdn_edge::Running {
+    start_edge_with(origin, |_| {}).await
+}
+
+async fn start_edge_with(
+    origin: SocketAddr,
+    tweak: impl FnOnce(&mut cdn_edge::Config),
+) -> cdn_edge::Running {
     let mut config = cdn_edge::Config::ephemeral(vec![format!("http://{origin}")]);
     config.health_interval_ms = 60_000;
     config.listener.max_connections_per_ip = 4 * VIEWERS;
+    tweak(&mut config);
     cdn_edge::Server::bind(config).await.expect("edge starts")
 }
 
@@ -386,5 +394,39 @@ async fn a_held_503_reaches_every_waiter_and_is_not_cached() {
     assert_eq!((again.status, again.x_cache.as_str()), (200, "MISS"));
     assert_eq!(again.body, playlist_body(target).as_bytes());
     assert_eq!(origin.count(target), 2, "the 503 was not served from cache");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_beyond_the_cap_get_503_without_an_origin_request() {
+    let (origin, origin_addr) = start_origin().await;
+    let edge = start_edge_with(origin_addr, |c| c.max_held_fetches = 2).await;
+    let addr = edge.http_addr();
+    let client = reqwest::Client::new();
+    let targets: Vec<String> = (0..3)
+        .map(|part| format!("/live/s/ll.m3u8?_HLS_msn=5&_HLS_part={part}"))
+        .collect();
+    let first: Vec<_> = targets[..2]
+        .iter()
+        .map(|t| tokio::spawn(fetch(client.clone(), format!("http://{addr}{t}"))))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while origin.stream_requests() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "held requests did not reach the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = fetch(client.clone(), format!("http://{addr}{}", targets[2])).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(origin.count(&targets[2]), 0);
+    assert_eq!(edge_metric(addr, "llhls_held_refused_total").await, 1);
+    origin.release.send_replace(true);
+    for task in first {
+        assert_eq!(task.await.expect("viewer task").status, 200);
+    }
+    let later = fetch(client, format!("http://{addr}{}", targets[2])).await;
+    assert_eq!(later.status, 200, "a freed slot is used again");
     edge.shutdown().await;
 }
