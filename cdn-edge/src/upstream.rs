@@ -84,7 +84,6 @@ impl Upstream {
         })
     }
 
-    /// Healthy origins first, each group in configured order.
     /// `path_and_query` with the play token the origin wants for it, if any: the edge signs
     /// its own, valid for [`ORIGIN_TOKEN_SECS`], so viewers' tokens stay out of the cache key.
     fn signed(&self, path_and_query: &str) -> String {
@@ -92,12 +91,15 @@ impl Upstream {
         self.auth.sign_play_path(path_and_query, expires)
     }
 
-    fn preference(&self) -> impl Iterator<Item = &Origin> {
-        let healthy = |o: &&Origin| o.healthy.load(Ordering::Relaxed);
-        self.origins
+    /// Healthy origins first, each group in configured order; health is read once, so an
+    /// origin that fails during the walk is not tried a second time.
+    fn preference(&self) -> Vec<&Origin> {
+        let (mut order, unhealthy): (Vec<_>, Vec<_>) = self
+            .origins
             .iter()
-            .filter(healthy)
-            .chain(self.origins.iter().filter(move |o| !healthy(o)))
+            .partition(|o| o.healthy.load(Ordering::Relaxed));
+        order.extend(unhealthy);
+        order
     }
 
     /// GETs `path_and_query` from the first origin that connects and answers below 500;

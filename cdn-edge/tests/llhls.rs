@@ -25,7 +25,8 @@ const PLAYLIST_REVERSED: &str = "/live/s/ll.m3u8?_HLS_part=2&_HLS_msn=5";
 const PART: &str = "/live/s/ll-5.2.m4s";
 
 /// The fake origin: counts every request by path and query, holds `/live/s/` requests until
-/// `release`, and sends a part's second half only after `finish`.
+/// `release` and sends a part's second half only after `finish`, answers `/live/slow/` after
+/// 1.5 s, and `/live/busy/` with a 503 after 300 ms the first time.
 struct Origin {
     counts: Mutex<HashMap<String, usize>>,
     release: watch::Sender<bool>,
@@ -73,6 +74,10 @@ async fn handle(State(origin): State<Arc<Origin>>, uri: Uri) -> Response {
         if n == 1 {
             return (StatusCode::SERVICE_UNAVAILABLE, "held too long\n").into_response();
         }
+        return playlist_body(&target).into_response();
+    }
+    if path.starts_with("/live/slow/") {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         return playlist_body(&target).into_response();
     }
     if !path.starts_with("/live/s/") {
@@ -142,7 +147,7 @@ async fn start_edge_with(
 struct Answer {
     status: u16,
     x_cache: String,
-    age: u64,
+    age: Option<u64>,
     body: Vec<u8>,
     sent: Instant,
     headers: Instant,
@@ -162,7 +167,7 @@ async fn fetch(client: reqwest::Client, url: String) -> Answer {
             .to_string()
     };
     let (status, x_cache) = (r.status().as_u16(), text("x-cache"));
-    let age = text("age").parse().expect("an Age header");
+    let age = text("age").parse().ok();
     let mut body = Vec::new();
     let mut first_byte = None;
     while let Some(c) = r.chunk().await.expect("body") {
@@ -325,10 +330,10 @@ async fn held_playlist_and_part_cost_one_origin_request_each_and_are_then_cached
         };
         let least = a.sent.duration_since(answered).as_secs() + origin_age;
         let most = a.headers.duration_since(released).as_secs() + origin_age;
+        let age = a.age.expect("an Age header");
         assert!(
-            (least..=most).contains(&a.age) && a.age > origin_age,
-            "Age {} outside {least}..={most}",
-            a.age
+            (least..=most).contains(&age) && age > origin_age,
+            "Age {age} outside {least}..={most}"
         );
     }
     assert_eq!(
@@ -426,5 +431,23 @@ async fn held_requests_beyond_the_cap_get_503_without_an_origin_request() {
     }
     let later = fetch(client, format!("http://{addr}{}", targets[2])).await;
     assert_eq!(later.status, 200, "a freed slot is used again");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_request_waits_the_held_timeout_once() {
+    let (origin, origin_addr) = start_origin().await;
+    let edge = start_edge_with(origin_addr, |c| c.held_timeout_ms = 1000).await;
+    let addr = edge.http_addr();
+    let target = "/live/slow/ll.m3u8?_HLS_msn=3";
+    let started = Instant::now();
+    let cut = all(viewers(&reqwest::Client::new(), addr, &[target], 50)).await;
+    let waited = started.elapsed();
+    assert!(cut.iter().all(|a| a.status == 502));
+    assert!(
+        (Duration::from_millis(1000)..Duration::from_millis(1500)).contains(&waited),
+        "cut after {waited:?}"
+    );
+    assert_eq!(origin.count(target), 1, "no second hold after a timeout");
     edge.shutdown().await;
 }
