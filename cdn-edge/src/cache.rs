@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -42,8 +42,10 @@ pub struct Object {
     pub cache_control: Option<String>,
     /// The body.
     pub body: Body,
-    /// When the edge received it.
+    /// When the edge received its headers (for a held request: when the origin answered).
     pub fetched_at: Instant,
+    /// The `Age` the origin (or a parent cache) sent with it.
+    pub origin_age: Duration,
     /// When it stops being fresh; `None` means fresh until evicted.
     pub expires: Option<Instant>,
 }
@@ -52,6 +54,12 @@ impl Object {
     /// True while the object may be served without asking the origin.
     pub fn is_fresh(&self, now: Instant) -> bool {
         self.expires.is_none_or(|e| now < e)
+    }
+
+    /// The object's `Age`: what the origin reported plus the time spent at this edge.
+    pub fn age(&self, now: Instant) -> Duration {
+        self.origin_age
+            .saturating_add(now.saturating_duration_since(self.fetched_at))
     }
 
     /// Bytes charged against the cache budget.
@@ -167,8 +175,24 @@ mod tests {
             cache_control: None,
             body: Body::Complete(Bytes::from(vec![0; len])),
             fetched_at: Instant::now(),
+            origin_age: Duration::ZERO,
             expires: None,
         })
+    }
+
+    #[test]
+    fn age_adds_the_origin_age_to_the_time_held_here() {
+        let fetched_at = Instant::now();
+        let o = Object {
+            origin_age: Duration::from_secs(3),
+            fetched_at,
+            ..Arc::into_inner(object(1)).expect("sole owner")
+        };
+        assert_eq!(
+            o.age(fetched_at + Duration::from_millis(2500)),
+            Duration::from_millis(5500)
+        );
+        assert_eq!(o.age(fetched_at), Duration::from_secs(3));
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct Config {
     /// all others are dropped.
     #[arg(long = "key-param")]
     pub key_params: Vec<String>,
+    /// Longest wait for the origin's answer to an LL-HLS blocking playlist request
+    /// (`_HLS_msn`); must exceed the origin's hold of three target durations.
+    #[arg(long, default_value_t = 20_000)]
+    pub held_timeout_ms: u64,
+    /// Most blocking playlist requests held at the origin at once (distinct URLs; viewers
+    /// asking for the same one share a request); beyond it the edge answers 503.
+    #[arg(long, default_value_t = 4096)]
+    pub max_held_fetches: usize,
     /// How long an HTTP-FLV upstream stays open after its last viewer leaves.
     #[arg(long, default_value_t = 2000)]
     pub flv_linger_ms: u64,
@@ -57,6 +65,8 @@ impl Default for Config {
             playlist_fresh_ms: None,
             negative_ttl_ms: 500,
             key_params: Vec::new(),
+            held_timeout_ms: 20_000,
+            max_held_fetches: 4096,
             flv_linger_ms: 2000,
             health_interval_ms: 2000,
             listener: net_guard::Limits::default(),
@@ -115,9 +125,24 @@ impl Config {
             "flv_linger_ms must be at most an hour, got {}",
             self.flv_linger_ms
         );
+        anyhow::ensure!(
+            (1_000..=120_000).contains(&self.held_timeout_ms),
+            "held_timeout_ms must be between 1000 and 120000, got {}",
+            self.held_timeout_ms
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&self.max_held_fetches),
+            "max_held_fetches must be between 1 and 1000000, got {}",
+            self.max_held_fetches
+        );
         self.listener
             .validate()
             .map_err(|e| anyhow::anyhow!("listener.{e}"))
+    }
+
+    /// The longest wait for a held origin answer.
+    pub fn held_timeout(&self) -> Duration {
+        Duration::from_millis(self.held_timeout_ms)
     }
 
     /// The negative-answer TTL, capped at [`MAX_NEGATIVE_TTL`].
@@ -143,6 +168,28 @@ mod tests {
         assert_eq!(cli.config.listen, SocketAddr::from(([127, 0, 0, 1], 8081)));
         assert_eq!(cli.config.origins, ["http://a:1", "http://b:2"]);
         assert_eq!(cli.config.negative_ttl(), MAX_NEGATIVE_TTL);
+    }
+
+    #[test]
+    fn held_requests_outlast_the_origin_hold_and_are_capped() {
+        let c = Config::ephemeral(vec!["http://a:1".into()]);
+        assert!(
+            c.held_timeout() >= Duration::from_secs(18),
+            "3 x a 6 s target"
+        );
+        c.validate().expect("defaults are valid");
+        for bad in [
+            Config {
+                held_timeout_ms: 999,
+                ..c.clone()
+            },
+            Config {
+                max_held_fetches: 0,
+                ..c.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The HTTP router: every origin path through the cache, plus `/metrics` and `/api/v1/cache`.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
+use media_core::hls::ll::{DirectiveError, Directives, Skip};
 use media_core::token::Policy;
 
 use crate::body::{FinishOnDrop, Growing};
@@ -20,7 +22,7 @@ use crate::coalesce::{Role, SingleFlight};
 use crate::config::Config;
 use crate::flv_fanout::FlvFanout;
 use crate::metrics::Metrics;
-use crate::policy::{self, Freshness};
+use crate::policy::{self, Freshness, Kind};
 use crate::upstream::Upstream;
 
 /// Longest accepted path and query, in bytes.
@@ -28,6 +30,10 @@ pub const MAX_URI_BYTES: usize = 2048;
 
 /// Fetches each client request takes part in before it gives up on failing origins.
 const FETCH_ATTEMPTS: usize = 2;
+
+/// Fetches a blocking playlist request takes part in: one, since a failed one may have been
+/// held for the whole hold time; the player asks again.
+const HELD_FETCH_ATTEMPTS: usize = 1;
 
 /// Shared state of every handler.
 pub struct Edge {
@@ -87,13 +93,18 @@ async fn cache_summary(State(edge): State<Arc<Edge>>) -> Response {
 
 /// The cache key: the path plus only the configured query parameters, in request order.
 pub fn cache_key(uri: &Uri, key_params: &[String]) -> String {
+    key_with(uri, |name| key_params.iter().any(|k| k == name))
+}
+
+/// The path plus the query pairs whose name `keep` accepts, in request order.
+fn key_with(uri: &Uri, keep: impl Fn(&str) -> bool) -> String {
     let kept: Vec<&str> = uri
         .query()
         .unwrap_or_default()
         .split('&')
         .filter(|pair| {
             let name = pair.split('=').next().unwrap_or_default();
-            !name.is_empty() && key_params.iter().any(|k| k == name)
+            !name.is_empty() && keep(name)
         })
         .collect();
     if kept.is_empty() {
@@ -101,6 +112,59 @@ pub fn cache_key(uri: &Uri, key_params: &[String]) -> String {
     } else {
         format!("{}?{}", uri.path(), kept.join("&"))
     }
+}
+
+/// The LL-HLS delivery directives, which a playlist's key always keeps.
+const DIRECTIVES: [&str; 3] = ["_HLS_msn", "_HLS_part", "_HLS_skip"];
+
+/// A request's cache key, which is also the path and query asked of the origin, and what
+/// the request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The cache key.
+    pub key: String,
+    /// Playlist, blocking playlist or media.
+    pub kind: Kind,
+}
+
+/// The key of a request: [`cache_key`], plus for a playlist (`.m3u8`) its LL-HLS delivery
+/// directives, parsed and written back in one order (`_HLS_msn`, `_HLS_part`, `_HLS_skip`,
+/// numbers without leading zeros) so that every spelling of one request shares one entry and
+/// one origin request. Directives that do not parse are an error (answer 400); other paths
+/// ignore them.
+pub fn request_key(uri: &Uri, key_params: &[String]) -> Result<RequestKey, DirectiveError> {
+    if !uri.path().ends_with(".m3u8") {
+        return Ok(RequestKey {
+            key: cache_key(uri, key_params),
+            kind: Kind::Media,
+        });
+    }
+    let directives = Directives::parse(uri.query().unwrap_or_default())?;
+    let mut key = key_with(uri, |name| {
+        !DIRECTIVES.contains(&name) && key_params.iter().any(|k| k == name)
+    });
+    let mut sep = if key.contains('?') { '&' } else { '?' };
+    let mut push = |name: &str, value: &dyn std::fmt::Display| {
+        // Writing into a String cannot fail.
+        let _ = write!(key, "{sep}{name}={value}");
+        sep = '&';
+    };
+    if let Some(msn) = directives.msn {
+        push("_HLS_msn", &msn);
+    }
+    if let Some(part) = directives.part {
+        push("_HLS_part", &part);
+    }
+    match directives.skip {
+        Skip::No => {}
+        Skip::Yes => push("_HLS_skip", &"YES"),
+        Skip::V2 => push("_HLS_skip", &"v2"),
+    }
+    let kind = match directives.msn {
+        Some(_) => Kind::BlockingPlaylist,
+        None => Kind::Playlist,
+    };
+    Ok(RequestKey { key, kind })
 }
 
 /// True if a path segment is `.` or `..`, also when percent-encoded.
@@ -140,7 +204,13 @@ async fn serve(
         edge.metrics.play_refused.inc();
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }
-    let key = cache_key(&uri, &edge.config.key_params);
+    let RequestKey { key, kind } = match request_key(&uri, &edge.config.key_params) {
+        Ok(k) => k,
+        Err(e) => {
+            edge.metrics.bad_directives.inc();
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
     if uri.path().ends_with(".flv") {
         return edge.flv.play(&key).await;
     }
@@ -157,12 +227,16 @@ async fn serve(
         }
         None => {
             let fetcher = edge.clone();
+            let attempts = match kind {
+                Kind::BlockingPlaylist => HELD_FETCH_ATTEMPTS,
+                Kind::Playlist | Kind::Media => FETCH_ATTEMPTS,
+            };
             let (result, role) = edge
                 .flight
-                .run(&key, FETCH_ATTEMPTS, settled, || {
+                .run(&key, attempts, settled, || {
                     let edge = fetcher.clone();
                     let key = key.clone();
-                    async move { fill(&edge, &key).await }
+                    async move { fill(&edge, &key, kind).await }
                 })
                 .await;
             let x_cache = match role {
@@ -172,6 +246,9 @@ async fn serve(
                 }
                 Role::Follower | Role::Settled => {
                     edge.metrics.coalesced.inc();
+                    if kind == Kind::BlockingPlaylist {
+                        edge.metrics.held_coalesced.inc();
+                    }
                     "COALESCED"
                 }
             };
@@ -193,23 +270,66 @@ async fn serve(
     .await
 }
 
+/// One held origin request counted in [`Metrics::held_upstream`] until dropped.
+struct HeldSlot(Arc<Metrics>);
+
+impl HeldSlot {
+    /// A slot if fewer than `max` held requests are under way.
+    fn take(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
+        let before = metrics.held_upstream.inc();
+        let slot = Self(metrics.clone());
+        (usize::try_from(before).is_ok_and(|n| n < max)).then_some(slot)
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        self.0.held_upstream.dec();
+    }
+}
+
+/// The answer every waiter of a blocking request gets when too many are held already.
+fn too_many_held() -> Arc<Object> {
+    Arc::new(Object {
+        status: 503,
+        content_type: Some("text/plain".into()),
+        cache_control: Some("no-store".into()),
+        body: Body::Complete(bytes::Bytes::from_static(b"too many held requests\n")),
+        fetched_at: Instant::now(),
+        origin_age: Duration::ZERO,
+        expires: None,
+    })
+}
+
 /// Fetches `key` from the origins. Playlists and non-200 answers are read whole and
 /// stored if the policy allows; other bodies are handed out as they arrive and stored
-/// once complete.
-async fn fill(edge: &Arc<Edge>, key: &str) -> Result<Arc<Object>, String> {
-    let fetched = edge.upstream.fetch(key).await?;
+/// once complete. A blocking playlist request waits up to the held timeout for its
+/// answer, and at most `max_held_fetches` of them are under way at once.
+async fn fill(edge: &Arc<Edge>, key: &str, kind: Kind) -> Result<Arc<Object>, String> {
+    let held = (kind == Kind::BlockingPlaylist).then(|| edge.config.held_timeout());
+    let _slot = match held {
+        Some(_) => match HeldSlot::take(&edge.metrics, edge.config.max_held_fetches) {
+            Some(slot) => Some(slot),
+            None => {
+                edge.metrics.held_refused.inc();
+                return Ok(too_many_held());
+            }
+        },
+        None => None,
+    };
+    let fetched = edge.upstream.fetch(key, held).await?;
     let now = Instant::now();
-    let path = key.split('?').next().unwrap_or_default();
     let meta = Meta {
         status: fetched.status,
         content_type: fetched.content_type,
         cache_control: fetched.cache_control,
         fetched_at: now,
+        origin_age: fetched.age,
     };
-    if fetched.status != 200 || path.ends_with(".m3u8") {
+    if fetched.status != 200 || kind != Kind::Media {
         let body = fetched.response.bytes().await.map_err(|e| e.to_string())?;
         edge.metrics.back_origin_bytes.inc_by(body.len() as u64);
-        return Ok(store(edge, key, meta, body));
+        return Ok(store(edge, key, kind, meta, body));
     }
     let growing = Growing::new();
     let object = Arc::new(Object {
@@ -221,6 +341,7 @@ async fn fill(edge: &Arc<Edge>, key: &str) -> Result<Arc<Object>, String> {
             growing: growing.clone(),
         },
         fetched_at: now,
+        origin_age: meta.origin_age,
         expires: None,
     });
     edge.arriving.lock().insert(key.to_string(), object.clone());
@@ -246,7 +367,7 @@ async fn fill(edge: &Arc<Edge>, key: &str) -> Result<Arc<Object>, String> {
         }
         drop(finish);
         if let Some(body) = growing.complete().await {
-            store(&edge, &key, meta, body);
+            store(&edge, &key, kind, meta, body);
         }
         let mut arriving = edge.arriving.lock();
         if arriving.get(&key).is_some_and(|o| Arc::ptr_eq(o, &shared)) {
@@ -262,20 +383,23 @@ struct Meta {
     content_type: Option<String>,
     cache_control: Option<String>,
     fetched_at: Instant,
+    origin_age: Duration,
 }
 
-/// A complete object, stored in the cache if the policy allows.
-fn store(edge: &Edge, key: &str, meta: Meta, body: bytes::Bytes) -> Arc<Object> {
-    let path = key.split('?').next().unwrap_or_default();
+/// A complete object, stored in the cache if the policy allows. Its freshness counts from
+/// when the origin made it: the `Age` the origin sent is taken off.
+fn store(edge: &Edge, key: &str, kind: Kind, meta: Meta, body: bytes::Bytes) -> Arc<Object> {
     let freshness = policy::freshness(
         &edge.config,
-        path,
+        kind,
         meta.status,
         meta.cache_control.as_deref(),
         &body,
     );
     let expires = match freshness {
-        Freshness::For(d) => Some(meta.fetched_at + d),
+        Freshness::For(d) => meta
+            .fetched_at
+            .checked_add(d.saturating_sub(meta.origin_age)),
         Freshness::Immutable | Freshness::Uncacheable => None,
     };
     let object = Arc::new(Object {
@@ -284,6 +408,7 @@ fn store(edge: &Edge, key: &str, meta: Meta, body: bytes::Bytes) -> Arc<Object> 
         cache_control: meta.cache_control,
         body: Body::Complete(body),
         fetched_at: meta.fetched_at,
+        origin_age: meta.origin_age,
         expires,
     });
     if freshness != Freshness::Uncacheable {
@@ -396,7 +521,7 @@ fn decorate(mut response: Response, object: &Object, x_cache: &'static str) -> R
     }
     h.insert(
         header::AGE,
-        HeaderValue::from(object.fetched_at.elapsed().as_secs()),
+        HeaderValue::from(object.age(Instant::now()).as_secs()),
     );
     h.insert("x-cache", HeaderValue::from_static(x_cache));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -419,6 +544,64 @@ mod tests {
             cache_key(&uri, &["bitrate".into()]),
             "/live/s.m3u8?bitrate=720"
         );
+    }
+
+    fn key(target: &str, params: &[&str]) -> Result<RequestKey, DirectiveError> {
+        let uri: Uri = target.parse().expect("test URI");
+        let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+        request_key(&uri, &params)
+    }
+
+    #[test]
+    fn playlist_keys_keep_the_directives_in_one_order() {
+        let a = key("/live/s/ll.m3u8?_HLS_part=2&token=t&_HLS_msn=5", &[]).unwrap();
+        let b = key("/live/s/ll.m3u8?_HLS_msn=005&_HLS_part=2", &[]).unwrap();
+        assert_eq!(a.key, "/live/s/ll.m3u8?_HLS_msn=5&_HLS_part=2");
+        assert_eq!((a.kind, b), (Kind::BlockingPlaylist, a.clone()));
+        let delta = key("/live/s/ll.m3u8?_HLS_skip=v2&_HLS_msn=7", &[]).unwrap();
+        assert_eq!(delta.key, "/live/s/ll.m3u8?_HLS_msn=7&_HLS_skip=v2");
+        let plain = key("/live/s/ll.m3u8?_HLS_skip=YES", &[]).unwrap();
+        assert_eq!(
+            (plain.key.as_str(), plain.kind),
+            ("/live/s/ll.m3u8?_HLS_skip=YES", Kind::Playlist)
+        );
+        let none = key("/live/s.m3u8?token=t", &[]).unwrap();
+        assert_eq!(
+            (none.key.as_str(), none.kind),
+            ("/live/s.m3u8", Kind::Playlist)
+        );
+    }
+
+    #[test]
+    fn playlist_keys_put_configured_params_before_the_directives_once() {
+        let k = key(
+            "/live/s/ll.m3u8?_HLS_msn=5&lang=en&x=1",
+            &["lang", "_HLS_msn"],
+        )
+        .unwrap();
+        assert_eq!(k.key, "/live/s/ll.m3u8?lang=en&_HLS_msn=5");
+    }
+
+    #[test]
+    fn bad_directives_are_refused_on_playlists_and_ignored_elsewhere() {
+        for bad in [
+            "_HLS_msn=-1",
+            "_HLS_part=abc&_HLS_msn=1",
+            "_HLS_msn=99999999999999999999999",
+            "_HLS_msn=1&_HLS_msn=2",
+            "_HLS_part=1",
+            "_HLS_skip=no",
+        ] {
+            assert!(
+                key(&format!("/live/s/ll.m3u8?{bad}"), &[]).is_err(),
+                "{bad}"
+            );
+            let part = key(&format!("/live/s/ll-5.1.m4s?{bad}"), &[]).unwrap();
+            assert_eq!(
+                (part.key.as_str(), part.kind),
+                ("/live/s/ll-5.1.m4s", Kind::Media)
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub struct Metrics {
     pub egress_bytes: Counter,
     /// Requests refused for a missing, expired or wrong play token.
     pub play_refused: Counter,
+    /// LL-HLS blocking playlist requests held at the origin right now.
+    pub held_upstream: Gauge,
+    /// LL-HLS blocking playlist requests that waited on a held request another viewer started.
+    pub held_coalesced: Counter,
+    /// LL-HLS blocking playlist requests answered 503 because too many were held already.
+    pub held_refused: Counter,
+    /// Playlist requests refused (400) for malformed `_HLS_msn`, `_HLS_part` or `_HLS_skip`.
+    pub bad_directives: Counter,
     /// Egress bytes per back-origin byte.
     pub fanout_ratio: Gauge<f64, AtomicU64>,
 }
@@ -45,6 +53,10 @@ impl Default for Metrics {
             egress_bytes: Counter::default(),
             fanout_ratio: Gauge::default(),
             play_refused: Counter::default(),
+            held_upstream: Gauge::default(),
+            held_coalesced: Counter::default(),
+            held_refused: Counter::default(),
+            bad_directives: Counter::default(),
         };
         let r = &mut registry;
         r.register("requests", "Client requests", m.requests.clone());
@@ -78,6 +90,26 @@ impl Default for Metrics {
             "play_refused",
             "Requests refused for a missing, expired or wrong play token",
             m.play_refused.clone(),
+        );
+        r.register(
+            "llhls_held_upstream",
+            "LL-HLS blocking playlist requests held at the origin",
+            m.held_upstream.clone(),
+        );
+        r.register(
+            "llhls_held_coalesced",
+            "LL-HLS blocking playlist requests that waited on another viewer's held request",
+            m.held_coalesced.clone(),
+        );
+        r.register(
+            "llhls_held_refused",
+            "LL-HLS blocking playlist requests refused because too many were held",
+            m.held_refused.clone(),
+        );
+        r.register(
+            "llhls_bad_directives",
+            "Playlist requests refused for malformed LL-HLS delivery directives",
+            m.bad_directives.clone(),
         );
         r.register(
             "fanout_ratio",

@@ -15,19 +15,38 @@ pub enum Freshness {
     For(Duration),
 }
 
+/// What a request asks for, as far as caching goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A playlist without `_HLS_msn`: it changes as the stream moves on.
+    Playlist,
+    /// An LL-HLS blocking playlist request (`_HLS_msn`): the origin holds it until the part
+    /// exists, and its answer never changes for that URL.
+    BlockingPlaylist,
+    /// Anything else: segments, parts, init segments, keys.
+    Media,
+}
+
 /// Fallback freshness of a playlist whose target duration is unknown.
 const DEFAULT_PLAYLIST_FRESH: Duration = Duration::from_millis(500);
 
-/// Decides the freshness of an answer for `path`.
+/// Freshness of a blocking playlist answer when the origin gives no `max-age`: it never
+/// changes for its URL, and nobody asks for it once the live edge has moved a few parts on.
+pub const BLOCKING_PLAYLIST_FRESH: Duration = Duration::from_secs(6);
+
+/// Decides the freshness of an answer to a request of `kind`.
 ///
 /// - `no-store`, `no-cache` or `private` from the origin: uncacheable.
-/// - 404: the configured negative TTL (at most 500 ms); other non-200 statuses: uncacheable.
-/// - `.m3u8`: the configured playlist freshness, else the origin's `max-age`, else half
+/// - 404: the configured negative TTL (at most 500 ms); other non-200 statuses (a 503 for a
+///   request held too long, a 400 for a directive too far ahead) are uncacheable: the same
+///   URL gets a different answer moments later.
+/// - playlists: the configured playlist freshness, else the origin's `max-age`, else half
 ///   the playlist's `#EXT-X-TARGETDURATION`.
-/// - anything else (segments): the origin's `max-age` if given, else immutable.
+/// - blocking playlists: the origin's `max-age`, else [`BLOCKING_PLAYLIST_FRESH`].
+/// - anything else (segments, parts): the origin's `max-age` if given, else immutable.
 pub fn freshness(
     config: &Config,
-    path: &str,
+    kind: Kind,
     status: u16,
     cache_control: Option<&str>,
     body: &[u8],
@@ -47,19 +66,19 @@ pub fn freshness(
         .filter_map(|x| x.trim().strip_prefix("max-age="))
         .find_map(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs);
-    if path.ends_with(".m3u8") {
-        let fresh = config
-            .playlist_fresh_ms
-            .map(Duration::from_millis)
-            .or(max_age)
-            .or_else(|| target_duration(body).map(|t| t / 2))
-            .unwrap_or(DEFAULT_PLAYLIST_FRESH);
-        return Freshness::For(fresh);
+    match kind {
+        Kind::Playlist => Freshness::For(
+            config
+                .playlist_fresh_ms
+                .map(Duration::from_millis)
+                .or(max_age)
+                .or_else(|| target_duration(body).map(|t| t / 2))
+                .unwrap_or(DEFAULT_PLAYLIST_FRESH),
+        ),
+        Kind::BlockingPlaylist => Freshness::For(max_age.unwrap_or(BLOCKING_PLAYLIST_FRESH)),
+        Kind::Media if has("immutable") => Freshness::Immutable,
+        Kind::Media => max_age.map_or(Freshness::Immutable, Freshness::For),
     }
-    if has("immutable") {
-        return Freshness::Immutable;
-    }
-    max_age.map_or(Freshness::Immutable, Freshness::For)
 }
 
 fn target_duration(playlist: &[u8]) -> Option<Duration> {
@@ -82,14 +101,14 @@ mod tests {
         let c = Config::default();
         let f = freshness(
             &c,
-            "/live/s/3.ts",
+            Kind::Media,
             200,
             Some("public, max-age=31536000, immutable"),
             b"",
         );
         assert_eq!(f, Freshness::Immutable);
         assert_eq!(
-            freshness(&c, "/live/s/3.ts", 200, None, b""),
+            freshness(&c, Kind::Media, 200, None, b""),
             Freshness::Immutable
         );
     }
@@ -98,33 +117,62 @@ mod tests {
     fn playlists_prefer_config_then_max_age_then_half_target() {
         let mut c = Config::default();
         assert_eq!(
-            freshness(&c, "/live/s.m3u8", 200, None, PLAYLIST),
+            freshness(&c, Kind::Playlist, 200, None, PLAYLIST),
             Freshness::For(Duration::from_secs(2))
         );
         assert_eq!(
-            freshness(&c, "/live/s.m3u8", 200, Some("max-age=1"), PLAYLIST),
+            freshness(&c, Kind::Playlist, 200, Some("max-age=1"), PLAYLIST),
             Freshness::For(Duration::from_secs(1))
         );
         c.playlist_fresh_ms = Some(300);
         assert_eq!(
-            freshness(&c, "/live/s.m3u8", 200, Some("max-age=1"), PLAYLIST),
+            freshness(&c, Kind::Playlist, 200, Some("max-age=1"), PLAYLIST),
             Freshness::For(Duration::from_millis(300))
         );
+    }
+
+    #[test]
+    fn blocking_playlists_use_max_age_else_a_few_seconds_never_the_playlist_setting() {
+        let c = Config {
+            playlist_fresh_ms: Some(300),
+            ..Config::default()
+        };
+        assert_eq!(
+            freshness(&c, Kind::BlockingPlaylist, 200, None, PLAYLIST),
+            Freshness::For(BLOCKING_PLAYLIST_FRESH)
+        );
+        assert_eq!(
+            freshness(
+                &c,
+                Kind::BlockingPlaylist,
+                200,
+                Some("max-age=12"),
+                PLAYLIST
+            ),
+            Freshness::For(Duration::from_secs(12))
+        );
+        for status in [400, 503] {
+            assert_eq!(
+                freshness(&c, Kind::BlockingPlaylist, status, Some("max-age=12"), b""),
+                Freshness::Uncacheable,
+                "{status}"
+            );
+        }
     }
 
     #[test]
     fn origin_no_store_wins_and_errors_are_not_cached() {
         let c = Config::default();
         assert_eq!(
-            freshness(&c, "/a.ts", 200, Some("No-Store"), b""),
+            freshness(&c, Kind::Media, 200, Some("No-Store"), b""),
             Freshness::Uncacheable
         );
         assert_eq!(
-            freshness(&c, "/a.ts", 503, None, b""),
+            freshness(&c, Kind::Media, 503, None, b""),
             Freshness::Uncacheable
         );
         assert_eq!(
-            freshness(&c, "/a.ts", 404, None, b""),
+            freshness(&c, Kind::Media, 404, None, b""),
             Freshness::For(Duration::from_millis(500))
         );
     }

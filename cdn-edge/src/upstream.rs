@@ -12,6 +12,9 @@ use crate::metrics::Metrics;
 /// How long a token the edge signs for an origin fetch stays valid.
 const ORIGIN_TOKEN_SECS: u64 = 60;
 
+/// Largest `Age` taken from an origin (a year); larger values are clamped.
+const MAX_AGE_SECS: u64 = 365 * 86_400;
+
 /// One origin answer whose body is still to be read.
 #[derive(Debug)]
 pub struct Fetched {
@@ -23,6 +26,8 @@ pub struct Fetched {
     pub cache_control: Option<String>,
     /// Content-Length, if any.
     pub content_length: Option<u64>,
+    /// The `Age` the origin or a parent cache sent; 0 if absent or malformed.
+    pub age: Duration,
     /// The response, for its body.
     pub response: reqwest::Response,
 }
@@ -79,7 +84,6 @@ impl Upstream {
         })
     }
 
-    /// Healthy origins first, each group in configured order.
     /// `path_and_query` with the play token the origin wants for it, if any: the edge signs
     /// its own, valid for [`ORIGIN_TOKEN_SECS`], so viewers' tokens stay out of the cache key.
     fn signed(&self, path_and_query: &str) -> String {
@@ -87,23 +91,34 @@ impl Upstream {
         self.auth.sign_play_path(path_and_query, expires)
     }
 
-    fn preference(&self) -> impl Iterator<Item = &Origin> {
-        let healthy = |o: &&Origin| o.healthy.load(Ordering::Relaxed);
-        self.origins
+    /// Healthy origins first, each group in configured order; health is read once, so an
+    /// origin that fails during the walk is not tried a second time.
+    fn preference(&self) -> Vec<&Origin> {
+        let (mut order, unhealthy): (Vec<_>, Vec<_>) = self
+            .origins
             .iter()
-            .filter(healthy)
-            .chain(self.origins.iter().filter(move |o| !healthy(o)))
+            .partition(|o| o.healthy.load(Ordering::Relaxed));
+        order.extend(unhealthy);
+        order
     }
 
     /// GETs `path_and_query` from the first origin that connects and answers below 500;
     /// an error if every origin fails to connect or answers 5xx.
-    pub async fn fetch(&self, path_and_query: &str) -> Result<Fetched, String> {
+    ///
+    /// A request the origin holds (an LL-HLS blocking playlist request) passes `held` with the
+    /// longest wait for its answer instead of the usual timeout, and takes a `503` as the
+    /// answer: the origin held it as long as the spec allows, another origin would do the same.
+    pub async fn fetch(
+        &self,
+        path_and_query: &str,
+        held: Option<Duration>,
+    ) -> Result<Fetched, String> {
         let mut last_err = String::from("no origin configured");
         for origin in self.preference() {
             let url = format!("{}{}", origin.base, self.signed(path_and_query));
             self.metrics.back_origin_requests.inc();
-            match self.get(&url).await {
-                Ok(f) if f.status < 500 => {
+            match self.get(&url, held).await {
+                Ok(f) if f.status < 500 || (held.is_some() && f.status == 503) => {
                     origin.healthy.store(true, Ordering::Relaxed);
                     return Ok(f);
                 }
@@ -137,8 +152,12 @@ impl Upstream {
         Err(last_err)
     }
 
-    async fn get(&self, url: &str) -> Result<Fetched, reqwest::Error> {
-        let response = self.client.get(url).send().await?;
+    async fn get(&self, url: &str, timeout: Option<Duration>) -> Result<Fetched, reqwest::Error> {
+        let mut request = self.client.get(url);
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        let response = request.send().await?;
         let text = |name| {
             response
                 .headers()
@@ -151,6 +170,9 @@ impl Upstream {
             content_type: text(header::CONTENT_TYPE),
             cache_control: text(header::CACHE_CONTROL),
             content_length: response.content_length(),
+            age: text(header::AGE)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::ZERO, |s| Duration::from_secs(s.min(MAX_AGE_SECS))),
             response,
         })
     }
