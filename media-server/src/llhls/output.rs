@@ -162,3 +162,55 @@ async fn package_stream(
     out.close();
     store.remove(&key, &out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_core::hls::ll::PartId;
+
+    /// The built-in sample's first `until_ms` as hub frames of publish session `epoch`, with
+    /// timestamps from `base_ms`.
+    fn frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Frame> {
+        let tags = flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap();
+        tags.into_iter()
+            .filter(|t| t.timestamp <= until_ms && t.tag_type != flv::TAG_SCRIPT)
+            .map(|t| {
+                let dts = base_ms + u64::from(t.timestamp);
+                if t.tag_type == flv::TAG_VIDEO {
+                    let info = flv::parse_video(&t.data).unwrap();
+                    let header = info.packet == VideoPacket::SequenceHeader;
+                    let (cts, key) = (info.composition_time, info.keyframe);
+                    Frame::new(FrameKind::Video, dts, cts, key, header, epoch, t.data)
+                } else {
+                    let header = flv::parse_audio(&t.data).unwrap().sequence_header;
+                    Frame::new(FrameKind::Audio, dts, 0, false, header, epoch, t.data)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_dated_and_a_republish_is_a_discontinuity() {
+        let packager = Packager::new(LlHlsConfig::default()).unwrap();
+        let stream = LlStream::new(packager);
+        let metrics = Metrics::default();
+        let mut epoch = None;
+        for (i, frame) in frames(1, 0, 4_000)
+            .iter()
+            .chain(&frames(2, 10_000, 4_000))
+            .enumerate()
+        {
+            let mut state = stream.write();
+            feed(&mut state.packager, &mut epoch, frame, 1_000 + i as u64).unwrap();
+            drain(&mut state, &metrics, 1_000 + i as u64);
+        }
+        let state = stream.read();
+        let edge = state.packager.live_edge();
+        let last = edge.last_part.expect("parts were cut");
+        assert!(state.completed_ms(last).is_some_and(|ms| ms > 1_000));
+        assert!(state.completed_ms(PartId { msn: 0, part: 0 }).is_some());
+        assert!(metrics.llhls_parts.get() > 10);
+        let text = state.packager.render(Default::default(), &[]);
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    }
+}
