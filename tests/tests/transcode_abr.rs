@@ -133,6 +133,27 @@ async fn ladder_is_aligned_with_the_source_probed_through_the_master_and_plays()
     }
     eprintln!("{text}");
 
+    // The LL-HLS master lists the same variants, and each LL playlist reports its siblings.
+    let (status, body) = get(&format!("{http}/live/abr/ll-master.m3u8")).await;
+    assert_eq!(status, 200);
+    let ll_master = m3u8_rs::parse_master_playlist_res(&body).expect("a valid LL master");
+    let uris: BTreeSet<String> = ll_master.variants.iter().map(|v| v.uri.clone()).collect();
+    let mut expected: BTreeSet<String> = LADDER
+        .iter()
+        .map(|(name, ..)| format!("../abr_{name}/ll.m3u8"))
+        .collect();
+    expected.insert("ll.m3u8".into());
+    assert_eq!(uris, expected);
+    let (status, body) = get(&format!("{http}/live/abr/ll.m3u8")).await;
+    assert_eq!(status, 200);
+    let reports: BTreeSet<String> = String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-RENDITION-REPORT:URI=\""))
+        .filter_map(|l| Some(l.split_once('"')?.0.to_string()))
+        .collect();
+    expected.remove("ll.m3u8");
+    assert_eq!(reports, expected, "rendition reports of the source");
+
     // ffprobe through the master sees every rendition at its configured size.
     let probe = tokio::task::spawn_blocking({
         let url = master_url.clone();
