@@ -250,6 +250,14 @@ async fn ffmpeg_publish_then_follow_with_blocking_requests_bad_directives_and_ff
         "{page}"
     );
     assert!(metric(&page, "livepulse_origin_llhls_parts_total", "") > 40);
+    assert!(
+        metric(
+            &page,
+            "livepulse_origin_llhls_held_outcomes_total",
+            "answered"
+        ) > 40,
+        "{page}"
+    );
     let master = fetch(&client, &format!("{base}/ll-master.m3u8")).await;
     assert_eq!(master.status, 200);
     assert!(
