@@ -1,7 +1,6 @@
 // Small live line charts in SVG: a fixed window of samples, one path per series.
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 600;
 
 function svgEl(tag, attrs) {
   const e = document.createElementNS(NS, tag);
@@ -29,12 +28,13 @@ export class LineChart {
     this.fixedMax = max;
     this.height = small ? 80 : 150;
     this.data = series.map(() => []);
-    this.svg = svgEl('svg', { class: small ? 'chart small' : 'chart', viewBox: `0 0 ${W} ${this.height}`, preserveAspectRatio: 'none' });
+    this.width = 600;
+    this.svg = svgEl('svg', { class: small ? 'chart small' : 'chart', viewBox: `0 0 ${this.width} ${this.height}` });
     this.grid = svgEl('g', {});
     this.svg.append(this.grid);
     this.paths = series.map((s) => {
       const area = svgEl('path', { class: 'area', fill: s.color, d: '' });
-      const line = svgEl('path', { class: 'series', stroke: s.color, d: '', 'vector-effect': 'non-scaling-stroke' });
+      const line = svgEl('path', { class: 'series', stroke: s.color, d: '' });
       this.svg.append(area, line);
       return { line, area };
     });
@@ -71,6 +71,12 @@ export class LineChart {
   }
 
   draw() {
+    // The drawing has the element's own size, so text and strokes are never stretched.
+    const W = this.svg.clientWidth || this.width;
+    if (W !== this.width) {
+      this.width = W;
+      this.svg.setAttribute('viewBox', `0 0 ${W} ${this.height}`);
+    }
     const all = this.data.flat().filter((v) => v !== null);
     const max = this.fixedMax ?? niceMax(Math.max(0, ...all) * 1.1);
     const h = this.height;
@@ -78,7 +84,7 @@ export class LineChart {
     const y = (v) => h - 2 - ((h - top - 2) * Math.min(v, max)) / max;
     const x = (i) => (W * i) / (this.points - 1);
     this.grid.replaceChildren(...[0, 0.5, 1].map((f) => svgEl('line', {
-      class: 'grid', x1: 0, x2: W, y1: y(max * f), y2: y(max * f), 'vector-effect': 'non-scaling-stroke',
+      class: 'grid', x1: 0, x2: W, y1: y(max * f), y2: y(max * f),
     })));
     const label = svgEl('text', { class: 'axis', x: 4, y: top - 2 });
     label.textContent = this.format(max);

@@ -5,7 +5,8 @@ import { $, loadConfig, demoToken, RoomSocket, showConnection, toast, compact } 
 import { LineChart } from './charts.js';
 
 const SAMPLE_MS = 1000;
-const FANOUT_WINDOW = 5;
+/** Seconds over which the hit ratio and the fan-out ratio are computed. */
+const WINDOW = 5;
 
 /** Prometheus text → [{ name, labels, value }]. */
 function parseMetrics(text) {
@@ -45,9 +46,20 @@ const OUTCOMES = [
   ['not_started', 'not started', '#4dc3ff'],
 ];
 
-const state = { cfg: null, adminKey: '', chatCount: 0, online: 0, prev: null, fanout: [] };
+const state = { cfg: null, adminKey: '', chatCount: 0, online: null, prev: null, window: [] };
 
 function setText(id, v) { $(id).textContent = v; }
+
+/** `avc1.64001e` → "H.264 High 3.0", `mp4a.40.2` → "AAC-LC"; anything else as it is. */
+function codecName(codec) {
+  if (!codec) return '–';
+  const avc = /^avc1\.([0-9a-f]{2})[0-9a-f]{2}([0-9a-f]{2})$/i.exec(codec);
+  if (avc) {
+    const profile = { 42: 'Baseline', '4d': 'Main', 58: 'Extended', 64: 'High' }[avc[1].toLowerCase()] || `profile ${parseInt(avc[1], 16)}`;
+    return `H.264 ${profile} ${(parseInt(avc[2], 16) / 10).toFixed(1)}`;
+  }
+  return { 'mp4a.40.2': 'AAC-LC', 'mp4a.40.5': 'HE-AAC', 'mp4a.40.29': 'HE-AAC v2' }[codec] || codec;
+}
 
 function showHealth(stream) {
   const badge = $('live-badge');
@@ -67,13 +79,15 @@ function showHealth(stream) {
     setText('h-gop', stream.keyframe_interval_secs ? `${stream.keyframe_interval_secs.toFixed(2)} s` : '–');
   }
   setText('h-res', stream.width ? `${stream.width}×${stream.height}` : '–');
-  setText('h-vcodec', stream.video_codec || '–');
+  setText('h-vcodec', codecName(stream.video_codec));
+  $('h-vcodec').title = stream.video_codec || '';
   const audio = stream.audio_codec
-    ? `${stream.audio_codec}${stream.sample_rate ? ` ${stream.sample_rate / 1000} kHz` : ''}`
+    ? `${codecName(stream.audio_codec)}${stream.sample_rate ? ` ${stream.sample_rate / 1000} kHz` : ''}`
     : '–';
   setText('h-acodec', audio);
+  $('h-acodec').title = stream.audio_codec || '';
   const v = stream.viewers;
-  setText('h-viewers', `${v.hls} HLS · ${v.http_flv} FLV · ${v.rtmp} RTMP`);
+  setText('h-viewers', `${v.hls} · ${v.http_flv} · ${v.rtmp}`);
   setText('h-dropped', compact(stream.frames_dropped));
   $('h-warnings').textContent = (stream.warnings || []).join(' · ');
 }
@@ -149,10 +163,6 @@ async function sample(ch) {
   ch.sales.push(OUTCOMES.map((_, i) => (cur.purchases && prev.purchases
     ? Math.max(0, cur.purchases[i] - prev.purchases[i]) / dt : null)));
 
-  const req = rate('requests');
-  const hit = req ? (100 * rate('hits')) / req : null;
-  ch.hit.push([hit]);
-  setText('v-hit', hit === null ? '–' : `${hit.toFixed(0)}%`);
   const back = rate('back');
   ch.back.push([back]);
   setText('v-back', back === null ? '–' : back.toFixed(1));
@@ -160,12 +170,15 @@ async function sample(ch) {
   ch.egress.push([egress]);
   setText('v-egress', egress === null ? '–' : bytesRate(egress));
 
-  state.fanout.push({ egress: cur.egress, back: cur.backBytes });
-  if (state.fanout.length > FANOUT_WINDOW + 1) state.fanout.shift();
-  const first = state.fanout[0];
-  const served = cur.egress - first.egress;
-  const fetched = cur.backBytes - first.back;
-  const fan = fetched > 0 ? served / fetched : null;
+  // Hit ratio and fan-out over the last few seconds: a second may see no request at all.
+  state.window.push(cur);
+  if (state.window.length > WINDOW + 1) state.window.shift();
+  const first = state.window[0];
+  const over = (k) => (cur[k] !== undefined && first[k] !== undefined ? cur[k] - first[k] : 0);
+  const hit = over('requests') > 0 ? (100 * over('hits')) / over('requests') : null;
+  ch.hit.push([hit]);
+  setText('v-hit', hit === null ? '–' : `${hit.toFixed(0)}%`);
+  const fan = over('backBytes') > 0 ? over('egress') / over('backBytes') : null;
   ch.fanout.push([fan]);
   setText('v-fanout', fan === null ? '–' : `${fan.toFixed(1)}×`);
 }

@@ -147,7 +147,8 @@ class Player {
 
 // ---------------------------------------------------------------------------------------------
 // Bullet comments: scrolling ones in lanes at one speed, so a lane is free once the previous
-// bullet's tail has entered; top and bottom ones stay centred for a few seconds.
+// bullet's tail has entered; top and bottom ones stay centred for a few seconds in lanes of
+// their own above and below the scrolling ones. A bullet with no free lane is dropped.
 
 const LANE_PX = 34;
 const GAP_PX = 24;
@@ -169,9 +170,9 @@ class Danmaku {
   layout() {
     const h = this.box.clientHeight || 360;
     const lanes = Math.max(3, Math.floor(h / LANE_PX));
-    const fixed = Math.max(1, Math.floor(lanes / 4));
+    const fixed = Math.max(1, Math.floor(lanes / 5));
     const resize = (arr, n) => { while (arr.length < n) arr.push(0); arr.length = n; };
-    resize(this.scroll, lanes - fixed);
+    resize(this.scroll, Math.max(1, lanes - 2 * fixed));
     resize(this.top, fixed);
     resize(this.bottom, fixed);
   }
@@ -193,7 +194,7 @@ class Danmaku {
       lanes[lane] = now + FIXED_MS;
       b.classList.add('fixed');
       if (position === 'top') b.style.top = `${lane * LANE_PX + 6}px`;
-      else b.style.bottom = `${lane * LANE_PX + 44}px`;
+      else b.style.bottom = `${lane * LANE_PX + 6}px`;
       this.box.append(b);
       this.shown += 1;
       setTimeout(() => b.remove(), FIXED_MS);
@@ -249,9 +250,10 @@ const state = {
   color: COLORS[0],
 };
 
+/** A line in the chat list; `kind` is `chat`, `gift`, `notice` or `notice warning`. */
 function addMessage(kind, user, text, color) {
   const list = $('messages');
-  const li = el('li', `msg ${kind}`);
+  const li = el('li', ['msg', ...kind.split(' ').map((k) => `msg-${k}`)].join(' '));
   if (user) {
     const n = el('span', 'name', user);
     n.style.color = nameColor(user);
@@ -439,7 +441,7 @@ function onEvent(ev, danmaku) {
     case 'online': $('online').textContent = compact(ev.count); break;
     case 'leaderboard': renderLeaderboard(ev.top); break;
     case 'notice': {
-      addMessage(`notice ${ev.level === 'warning' ? 'warning' : ''}`, null, ev.text);
+      addMessage(ev.level === 'warning' ? 'notice warning' : 'notice', null, ev.text);
       toast(ev.text, ev.level === 'warning' ? 'warn' : 'info');
       break;
     }

@@ -156,7 +156,7 @@ struct Browser {
 
 impl Browser {
     /// Starts chromedriver on a free port and a Chromium session with `options` added to
-    /// `goog:chromeOptions`.
+    /// `goog:chromeOptions` (its `args` after the usual ones).
     async fn start(options: Value) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -181,17 +181,22 @@ impl Browser {
         assert!(up.is_some(), "chromedriver answers on port {port}");
         let profile =
             std::env::temp_dir().join(format!("livepulse-web-{}-{port}", std::process::id()));
-        let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        let mut chrome = json!({ "binary": chromium_binary(), "args": args });
-        if let (Some(c), Some(extra)) = (chrome.as_object_mut(), options.as_object()) {
-            for (k, v) in extra {
-                c.insert(k.clone(), v.clone());
+        let mut args: Vec<Value> = CHROME_ARGS.iter().map(|a| json!(a)).collect();
+        args.push(json!(format!("--user-data-dir={}", profile.display())));
+        let mut chrome = serde_json::Map::new();
+        chrome.insert("binary".into(), json!(chromium_binary()));
+        for (k, v) in options.as_object().into_iter().flatten() {
+            match (k.as_str(), v.as_array()) {
+                ("args", Some(more)) => args.extend(more.iter().cloned()),
+                _ => {
+                    chrome.insert(k.clone(), v.clone());
+                }
             }
         }
+        chrome.insert("args".into(), Value::Array(args));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert("goog:chromeOptions".into(), chrome);
+        caps.insert("goog:chromeOptions".into(), Value::Object(chrome));
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
@@ -603,4 +608,263 @@ async fn viewer_and_host_pages_work_in_chromium() {
 
     browser.close().await;
     stack.shutdown().await;
+}
+
+/// A room member driven by the screenshot run: sends what it is told, drains what it gets.
+struct Bot {
+    tx: futures::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::Message,
+    >,
+}
+
+impl Bot {
+    async fn join(base: &str, user: &str) -> (Bot, Value) {
+        let t: Value = reqwest::Client::new()
+            .post(format!("{base}/api/v1/demo/token"))
+            .json(&json!({ "user": user }))
+            .send()
+            .await
+            .expect("demo token")
+            .json()
+            .await
+            .expect("token JSON");
+        let ws = format!(
+            "{}/ws?room={}&token={}",
+            base.replacen("http", "ws", 1),
+            t["room"].as_str().unwrap_or("demo"),
+            t["token"].as_str().unwrap_or_default()
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(ws)
+            .await
+            .expect("bot connects");
+        let (tx, mut rx) = futures::StreamExt::split(socket);
+        tokio::spawn(async move { while futures::StreamExt::next(&mut rx).await.is_some() {} });
+        (Bot { tx }, t)
+    }
+
+    async fn send(&mut self, v: Value) {
+        let _ = futures::SinkExt::send(
+            &mut self.tx,
+            tokio_tungstenite::tungstenite::Message::text(v.to_string()),
+        )
+        .await;
+    }
+}
+
+/// Viewers without a browser, so the host's charts show an audience: HLS players that poll
+/// the playlist and fetch each new segment, and HTTP-FLV players that read the stream, all
+/// through the edge, until `stop`.
+fn audience(hls: &str, flv: &str, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let base = hls.rsplit_once('/').map_or("", |(b, _)| b).to_string() + "/";
+    for _ in 0..12 {
+        let (hls, base, stop) = (hls.to_string(), base.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut fetched = std::collections::HashSet::new();
+            while !stop.is_cancelled() {
+                let (_, body) = livepulse_tests::get(&hls).await;
+                for uri in livepulse_tests::segment_uris(&String::from_utf8_lossy(&body), &base) {
+                    if fetched.insert(uri.clone()) {
+                        let _ = livepulse_tests::get(&uri).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    for _ in 0..6 {
+        let (flv, stop) = (flv.to_string(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut r) = reqwest::get(&flv).await else {
+                return;
+            };
+            while !stop.is_cancelled() {
+                if !matches!(r.chunk().await, Ok(Some(_))) {
+                    return;
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+const CHATTER: &[(&str, &str, &str)] = &[
+    ("so smooth, no buffering at all", "#ffffff", "scroll"),
+    ("first time here, hi everyone!", "#4dc3ff", "scroll"),
+    ("those earbuds for real 50% off??", "#ffe14d", "scroll"),
+    ("3 2 1 GO", "#ff4d6d", "top"),
+    ("latency is crazy low", "#2fd67b", "scroll"),
+    ("can you show the case again", "#ffffff", "scroll"),
+    ("got mine!!", "#b18cff", "scroll"),
+    ("greetings from Lisbon", "#ffb020", "scroll"),
+    ("rocket incoming", "#ff4d6d", "scroll"),
+    ("how long does shipping take?", "#ffffff", "bottom"),
+];
+
+/// Writes `docs/screenshots/{viewer,host}-{desktop,phone}.png` from a running demo
+/// (`LIVEPULSE_DEMO_URL`, e.g. `http://127.0.0.1:8090`) or from a stack started here, with
+/// a few chatting, liking, gifting and buying members so the pages show what they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots; run by web/screenshots.sh"]
+async fn screenshots() {
+    if !require("chromium") || !require("chromedriver") {
+        return;
+    }
+    let (stack, base) = match std::env::var("LIVEPULSE_DEMO_URL") {
+        Ok(url) => (None, url.trim_end_matches('/').to_string()),
+        Err(_) => {
+            let s = Stack::start().await;
+            let base = s.page("");
+            (Some(s), base)
+        }
+    };
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&out).expect("docs/screenshots");
+
+    let mut bots = Vec::new();
+    for name in ["mia", "leo", "sofia", "kenji", "amara", "lucas"] {
+        bots.push(Bot::join(&base, name).await);
+    }
+    let host: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/demo/token"))
+        .json(&json!({ "role": "host", "user": "host" }))
+        .send()
+        .await
+        .expect("host token")
+        .json()
+        .await
+        .expect("host token JSON");
+    let admin = host["admin_key"]
+        .as_str()
+        .expect("the demo gives the host the admin key");
+    let room = host["room"].as_str().unwrap_or("demo").to_string();
+    let sale = format!("earbuds-{}", std::process::id());
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v1/sales"))
+        .header("x-admin-key", admin)
+        .json(&json!({ "id": sale, "item": "Wireless earbuds · 50% off", "stock": 500, "per_user_limit": 2, "room": room }))
+        .send()
+        .await
+        .expect("sale created");
+    assert_eq!(created.status(), 201);
+    for (i, (bot, token)) in bots.iter_mut().enumerate() {
+        bot.send(json!({ "type": "like", "count": 40 + 17 * i }))
+            .await;
+        let gift = ["rocket", "castle", "rose", "cake", "rocket", "heart"][i];
+        bot.send(json!({ "type": "gift", "gift": gift, "count": 1 + i % 3 }))
+            .await;
+        for k in 0..2 {
+            let _ = reqwest::Client::new()
+                .post(format!("{base}/api/v1/sales/{sale}/purchase"))
+                .bearer_auth(token["token"].as_str().unwrap_or_default())
+                .header("idempotency-key", format!("shot-{i}-{k}"))
+                .send()
+                .await;
+        }
+    }
+    let stop = CancellationToken::new();
+    let cfg: Value = reqwest::get(format!("{base}/api/v1/web-config"))
+        .await
+        .expect("web config")
+        .json()
+        .await
+        .expect("web config JSON");
+    let host_name = base
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h)
+        .to_string();
+    let url = |k: &str| {
+        cfg[k]
+            .as_str()
+            .unwrap_or_default()
+            .replace("{host}", &host_name)
+    };
+    let viewers = audience(&url("hls"), &url("flv"), &stop);
+    let chatter = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut n = 0usize;
+            while !stop.is_cancelled() {
+                let (text, color, position) = CHATTER[n % CHATTER.len()];
+                let bot = &mut bots[n % 6].0;
+                bot.send(
+                    json!({ "type": "chat", "text": text, "color": color, "position": position }),
+                )
+                .await;
+                if n % 3 == 0 {
+                    bot.send(json!({ "type": "like", "count": 5 })).await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(450)).await;
+            }
+        }
+    });
+
+    for (label, options) in [
+        ("desktop", json!({})),
+        (
+            "phone",
+            json!({ "mobileEmulation": { "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2 } } }),
+        ),
+    ] {
+        let browser = Browser::start(options).await;
+        let viewer = browser.open(&format!("{base}/?user=you")).await;
+        if label == "desktop" {
+            // The window's size includes what the browser draws around the page.
+            let frame = browser
+                .js(
+                    &viewer,
+                    "return [outerWidth - innerWidth, outerHeight - innerHeight]",
+                )
+                .await;
+            let extra = |i: usize| frame[i].as_u64().unwrap_or(0) as u32;
+            browser
+                .client
+                .set_window_size(1280 + extra(0), 800 + extra(1))
+                .await
+                .expect("window size");
+        }
+        browser
+            .until(
+                &viewer,
+                "return document.body.dataset.player === 'playing' && document.querySelectorAll('.bullet').length >= 3",
+                Duration::from_secs(30),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        browser
+            .js(
+                &viewer,
+                "document.getElementById('like').click(); return true",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let png = browser.client.screenshot().await.expect("screenshot");
+        std::fs::write(out.join(format!("viewer-{label}.png")), png).expect("write png");
+
+        let host = browser.open(&format!("{base}/host")).await;
+        browser
+            .until(
+                &host,
+                "return Number(document.querySelector('#c-viewers .chart').dataset.samples || 0) >= 50",
+                Duration::from_secs(90),
+            )
+            .await;
+        let png = browser.client.screenshot().await.expect("screenshot");
+        std::fs::write(out.join(format!("host-{label}.png")), png).expect("write png");
+        browser.close().await;
+    }
+    stop.cancel();
+    let _ = chatter.await;
+    for v in viewers {
+        v.abort();
+    }
+    if let Some(s) = stack {
+        s.shutdown().await;
+    }
+    eprintln!("screenshots written to {}", out.display());
 }
