@@ -174,7 +174,7 @@ const ICONS = {
 
 /** An inline SVG icon for gift `id` (a generic gift box for unknown ids). */
 export function giftIcon(id, size = 22) {
-  const [fill, d] = ICONS[id] || ['#ffb020', 'M3 8h18v4H3zm1 5h16v8H4zm7-5h2v13h-2zM8 4c2 0 3.3 2 4 4-2 0-5 .2-5-2 0-1 .4-2 1-2zm8 0c.6 0 1 1 1 2 0 2.2-3 2-5 2 .7-2 2-4 4-4z'];
+  const [fill, d] = (Object.hasOwn(ICONS, id) && ICONS[id]) || ['#ffb020', 'M3 8h18v4H3zm1 5h16v8H4zm7-5h2v13h-2zM8 4c2 0 3.3 2 4 4-2 0-5 .2-5-2 0-1 .4-2 1-2zm8 0c.6 0 1 1 1 2 0 2.2-3 2-5 2 .7-2 2-4 4-4z'];
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');

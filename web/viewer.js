@@ -9,6 +9,10 @@ import {
 
 /** Seconds without playback progress after which the player is rebuilt. */
 const STALL_RESTART_SECS = 8;
+/** UUID of the wall-clock stamps `livepulse push` puts in SEI messages ("livepulse-clock!"). */
+const STAMP_UUID = '6c697665-7075-6c73-652d-636c6f636b21';
+/** Most clock stamps kept (about 20 s of video at 30 fps). */
+const MAX_STAMPS = 600;
 
 class Player {
   constructor(video, urls, onStatus) {
@@ -19,6 +23,7 @@ class Player {
     this.engine = null;
     this.errors = [];          // fatal errors, newest last (bounded)
     this.restarts = 0;
+    this.stamps = [];          // { pts, wall }: media time of a stamped frame, its wall-clock ms
     this.lastTime = -1;
     this.lastProgress = performance.now();
     this.retryTimer = null;
@@ -29,6 +34,7 @@ class Player {
   start(proto) {
     this.stop();
     this.proto = proto;
+    this.stamps = [];
     this.lastProgress = performance.now();
     this.onStatus('loading');
     if (proto === 'hls') this.startHls(); else this.startFlv();
@@ -57,6 +63,15 @@ class Player {
       this.fail(`hls.js: ${data.details}`);
     });
     hls.on(Hls.Events.FRAG_BUFFERED, () => { this.recovered = false; });
+    hls.on(Hls.Events.FRAG_PARSING_USERDATA, (_, data) => {
+      for (const u of data.samples || []) {
+        const b = u.userDataBytes;
+        if (u.uuid !== STAMP_UUID || !b || b.length < 8) continue;
+        const micros = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0);
+        this.stamps.push({ pts: u.pts, wall: Number(micros / 1000n) });
+      }
+      if (this.stamps.length > MAX_STAMPS) this.stamps.splice(0, this.stamps.length - MAX_STAMPS);
+    });
     hls.loadSource(this.urls.hls);
     hls.attachMedia(this.video);
     this.engine = { kind: 'hls', hls, destroy: () => hls.destroy() };
@@ -131,6 +146,14 @@ class Player {
   latency() {
     if (!this.engine) return null;
     if (this.engine.kind === 'hls') {
+      const t = this.video.currentTime;
+      const shown = this.stamps.findLast((x) => x.pts <= t + 0.02 && x.pts > t - 2);
+      if (shown) {
+        return {
+          secs: Math.max(0, (Date.now() - shown.wall) / 1000 - (t - shown.pts)),
+          what: "glass to glass: from the publisher's clock stamp in the frame (SEI) to this screen",
+        };
+      }
       const l = this.engine.hls.latency;
       return Number.isFinite(l) && l > 0
         ? { secs: l, what: 'behind the live edge of the playlist (hls.js estimate)' }

@@ -550,6 +550,16 @@ async fn viewer_and_host_pages_work_in_chromium() {
         let p = b.js(w, PLAYBACK).await;
         assert_eq!(p["errors"], json!([]), "{p}");
         assert_eq!(p["media_error"], Value::Null, "{p}");
+        let latency = b
+            .until(
+                w,
+                "const l = document.getElementById('latency');                  return l.dataset.secs !== '' && { secs: Number(l.dataset.secs), what: l.title }",
+                Duration::from_secs(5),
+            )
+            .await;
+        eprintln!("{} latency: {latency}", p["proto"]);
+        let secs = latency["secs"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..30.0).contains(&secs), "latency shown: {latency}");
     }
     eprintln!("checks done after {:?}", started.elapsed());
 
@@ -795,7 +805,7 @@ async fn screenshots() {
                     json!({ "type": "chat", "text": text, "color": color, "position": position }),
                 )
                 .await;
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     bot.send(json!({ "type": "like", "count": 5 })).await;
                 }
                 n += 1;
