@@ -597,7 +597,8 @@ async function main() {
     overlay.hidden = false;
     overlayText.textContent = status === 'loading' ? 'Connecting to the stream…'
       : status === 'waiting' ? 'Waiting for the stream…'
-        : `Stream offline — reconnecting (${why})`;
+        : 'The stream is offline. Reconnecting…';
+    overlayText.title = why || '';
   });
   const danmaku = new Danmaku($('danmaku'));
   window.livepulse = { player, danmaku, state };

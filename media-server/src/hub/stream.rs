@@ -219,3 +219,33 @@ impl Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_interval_is_the_distance_between_the_last_two_keyframes() {
+        let video = |dts, keyframe| {
+            Frame::new(
+                FrameKind::Video,
+                dts,
+                0,
+                keyframe,
+                false,
+                1,
+                bytes::Bytes::from_static(b"x"),
+            )
+        };
+        let mut rate = RateMeter::new();
+        rate.record(&video(0, true));
+        assert_eq!(rate.keyframe_interval_ms, None);
+        for dts in (33..2000).step_by(33) {
+            rate.record(&video(dts, false));
+        }
+        rate.record(&video(2000, true));
+        assert_eq!(rate.keyframe_interval_ms, Some(2000));
+        rate.record(&video(3000, true));
+        assert_eq!(rate.keyframe_interval_ms, Some(1000));
+    }
+}
