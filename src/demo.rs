@@ -47,15 +47,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let business = business_server::Server::bind(business_server::Config {
         listen: SocketAddr::new(args.host, args.business_port),
         listener: net_guard::Limits::one_machine(),
+        web: web_page(origin.http_addr(), cdn),
         ..business_server::Config::demo()
     })
     .await?;
     let ws = business.http_addr();
+    let page = SocketAddr::new(reachable(ws.ip()), ws.port());
     let rtmp = format!("rtmp://{}/live/demo", origin.rtmp_addr());
     let http = origin.http_addr();
     let stop = CancellationToken::new();
     let pusher = tokio::spawn(push_loop(RtmpUrl::parse(&rtmp)?, stop.clone()));
 
+    println!("Open http://{page}/");
+    println!("  (the host's view: http://{page}/host)");
     println!();
     println!("livepulse demo is running; the built-in sample is being published to {rtmp}");
     println!();
@@ -88,6 +92,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     origin.shutdown().await;
     business.shutdown().await;
     Ok(())
+}
+
+/// Where the web page finds the demo's video and metrics: the edge and the origin as
+/// bound; `{host}` (the host name the browser used) when they listen on every address.
+fn web_page(origin: SocketAddr, edge: SocketAddr) -> business_server::config::WebPage {
+    let base = |addr: SocketAddr| {
+        if addr.ip().is_unspecified() {
+            format!("http://{{host}}:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        }
+    };
+    let (origin, edge) = (base(origin), base(edge));
+    business_server::config::WebPage {
+        hls: format!("{edge}/live/demo.m3u8"),
+        flv: format!("{edge}/live/demo.flv"),
+        origin,
+        edge,
+        ..business_server::config::WebPage::default()
+    }
+}
+
+/// An address a browser on this machine can open: loopback for "every address".
+fn reachable(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    }
 }
 
 async fn push_loop(url: RtmpUrl, stop: CancellationToken) {

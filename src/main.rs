@@ -28,7 +28,7 @@ enum Command {
     /// Run the caching CDN edge in front of one or more origins.
     Edge(cdn_edge::Config),
     /// Run the business server (rooms, chat, gifts, likes, flash sales over WebSocket).
-    Business(business_server::Config),
+    Business(Box<business_server::Config>),
     /// Publish the built-in sample or an FLV file over RTMP in real time, stamped with wall-clock time.
     Push(push_client::cli::PushArgs),
     /// Play an HLS, HTTP-FLV or RTMP URL like a real player and report startup, stalls and latency.
@@ -151,16 +151,22 @@ async fn business(config: business_server::Config) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo prints its own addresses first; its servers' start-up lines would only repeat them.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Origin(args) => origin(args).await,
         Command::Edge(config) => edge(config).await,
-        Command::Business(config) => business(config).await,
+        Command::Business(config) => business(*config).await,
         Command::Push(args) => push_client::cli::run(args).await,
         Command::Play(args) => player_client::cli::run(args).await,
         Command::Token(args) => {

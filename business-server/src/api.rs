@@ -91,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sales", post(create_sale))
         .route("/api/v1/sales/{id}", get(get_sale))
         .route("/api/v1/sales/{id}/purchase", post(purchase))
+        .merge(crate::web::router(&state.config))
         .with_state(state)
 }
 
@@ -108,7 +109,8 @@ fn require_admin(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     Ok(())
 }
 
-fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+/// Parses a JSON body, naming unknown fields, syntax errors and bad values apart.
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         let code = if msg.starts_with("unknown field") {
@@ -204,7 +206,8 @@ async fn issue_token(
     }))
 }
 
-/// `GET /api/v1/rooms/{room}`: members on this instance and the leaderboard.
+/// `GET /api/v1/rooms/{room}`: members on this instance, the leaderboard and the sale
+/// announced in the room, if any.
 async fn room_info(
     State(app): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -212,10 +215,15 @@ async fn room_info(
     room_name(&room)?;
     let here = app.hub.room(&room).map_or(0, |r| r.member_count());
     let top = app.store.leaderboard(&room, LEADERBOARD_SIZE).await?;
+    let sale = match app.store.room_sale(&room).await? {
+        Some(id) => app.store.sale(&id).await?.map(SaleView::new),
+        None => None,
+    };
     Ok(Json(serde_json::json!({
         "room": room,
         "members_here": here,
         "leaderboard": top,
+        "sale": sale,
     })))
 }
 
@@ -293,6 +301,7 @@ struct SaleRequest {
     start_at_ms: Option<u64>,
     #[serde(default = "one")]
     per_user_limit: u32,
+    room: Option<String>,
 }
 
 fn one() -> u32 {
@@ -315,7 +324,7 @@ impl SaleView {
     }
 }
 
-/// `POST /api/v1/sales` (admin): creates a flash sale.
+/// `POST /api/v1/sales` (admin): creates a flash sale; with `room`, announces it there.
 async fn create_sale(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -339,6 +348,9 @@ async fn create_sale(
     if req.per_user_limit == 0 {
         return invalid("per_user_limit must be at least 1");
     }
+    if let Some(room) = &req.room {
+        room_name(room)?;
+    }
     let spec = SaleSpec {
         id,
         item: req.item,
@@ -350,7 +362,25 @@ async fn create_sale(
     let state = app.store.sale(&spec.id).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::StoreUnavailable, "sale vanished after creation")
     })?;
-    Ok((StatusCode::CREATED, Json(SaleView::new(state))))
+    let view = SaleView::new(state);
+    if let Some(room) = &req.room {
+        announce(&app, room, &view).await?;
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Makes the sale the one `room` shows and tells its members on every instance.
+async fn announce(app: &AppState, room: &str, view: &SaleView) -> ApiResult<()> {
+    app.store.set_room_sale(room, &view.state.spec.id).await?;
+    if let Some(local) = app.hub.room(room) {
+        local.show_sale(&view.state);
+    }
+    let event = Event::Sale {
+        sale: &view.state,
+        phase: view.phase,
+    };
+    app.store.publish(room, event.encode()).await?;
+    Ok(())
 }
 
 async fn find_sale(app: &AppState, id: &str) -> ApiResult<SaleState> {

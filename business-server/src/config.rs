@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use clap::Parser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Business server settings. Every field has a default; durations are milliseconds.
 ///
@@ -127,11 +127,53 @@ pub struct Config {
     /// members included; `max_conns_per_ip` further caps WebSockets).
     #[command(flatten)]
     pub listener: net_guard::Limits,
+    /// Serves `POST /api/v1/demo/token`, which gives anyone a viewer token for the web
+    /// page's room without the admin key. For demos only; `livepulse demo` turns it on.
+    #[arg(long)]
+    pub demo_tokens: bool,
+    /// Where the web page at `/` finds its room, video and metrics.
+    #[command(flatten)]
+    pub web: WebPage,
     /// Accepts the public demo secrets; never read from flags or files.
     #[arg(skip)]
     #[serde(skip)]
     pub demo: bool,
 }
+
+/// What the web page at `/` shows, served to it by `GET /api/v1/web-config`. In the URLs,
+/// `{host}` stands for the host name the browser used to open the page, so the defaults
+/// (the ports of `livepulse demo`) work from any machine that reaches this one.
+#[derive(Debug, Clone, Deserialize, Serialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebPage {
+    /// Business room the page joins.
+    #[arg(long = "web-room", default_value = "demo")]
+    pub room: String,
+    /// Stream key (`app/stream`) the host page looks up in the origin's `/api/v1/streams`.
+    #[arg(long = "web-stream", default_value = "live/demo")]
+    pub stream: String,
+    /// HLS playlist the viewer page plays (normally through an edge).
+    #[arg(long = "web-hls", default_value = "http://{host}:8081/live/demo.m3u8")]
+    pub hls: String,
+    /// HTTP-FLV URL the viewer page plays (normally through an edge).
+    #[arg(long = "web-flv", default_value = "http://{host}:8081/live/demo.flv")]
+    pub flv: String,
+    /// Origin base URL: the host page reads `/api/v1/streams` and `/metrics` there.
+    #[arg(long = "web-origin", default_value = "http://{host}:8080")]
+    pub origin: String,
+    /// Edge base URL: the host page reads `/metrics` there.
+    #[arg(long = "web-edge", default_value = "http://{host}:8081")]
+    pub edge: String,
+}
+
+impl Default for WebPage {
+    fn default() -> Self {
+        Config::default().web
+    }
+}
+
+/// Longest URL the web page settings accept.
+pub const MAX_WEB_URL: usize = 2048;
 
 #[derive(Parser)]
 struct Defaults {
@@ -236,6 +278,7 @@ impl Config {
         Self {
             admin_key: DEMO_ADMIN_KEY.into(),
             token_secret: DEMO_TOKEN_SECRET.into(),
+            demo_tokens: true,
             demo: true,
             ..Self::default()
         }
@@ -358,6 +401,42 @@ impl Config {
             MAX_IDEMPOTENCY_TTL_MS,
         )?;
         positive("idempotency_max_keys", self.idempotency_max_keys as u64)?;
+        self.web.validate()
+    }
+}
+
+impl WebPage {
+    /// Checks the room name and that every URL is `http(s)://` and at most [`MAX_WEB_URL`]
+    /// bytes without spaces or control characters.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !crate::auth::valid_name(&self.room) {
+            refuse("web.room", "must be 1-64 characters of [A-Za-z0-9_-]")?;
+        }
+        if !self.stream.split_once('/').is_some_and(|(app, stream)| {
+            crate::auth::valid_name(app) && crate::auth::valid_name(stream)
+        }) {
+            refuse(
+                "web.stream",
+                format!("must be app/stream, got {:?}", self.stream),
+            )?;
+        }
+        for (field, url) in [
+            ("web.hls", &self.hls),
+            ("web.flv", &self.flv),
+            ("web.origin", &self.origin),
+            ("web.edge", &self.edge),
+        ] {
+            let scheme = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme
+                || url.len() > MAX_WEB_URL
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                refuse(
+                    field,
+                    format!("must be an http:// or https:// URL of at most {MAX_WEB_URL} bytes, got {url:?}"),
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -374,6 +453,8 @@ mod tests {
         assert_eq!(c.idempotency_ttl_ms, 24 * 3600 * 1000);
         assert!(c.redis.is_none());
         assert!(c.allow_anonymous);
+        assert!(!c.demo_tokens && Config::demo().demo_tokens);
+        assert_eq!(c.web.hls, "http://{host}:8081/live/demo.m3u8");
         c.validate().unwrap();
     }
 
@@ -384,6 +465,11 @@ mod tests {
         assert_eq!(c.redis.as_deref(), Some("redis://x"));
         assert_eq!(c.send_queue, 64);
         assert!(serde_json::from_str::<Config>(r#"{"nope": 1}"#).is_err());
+        let c: Config = serde_json::from_str(r#"{"web": {"room": "stage"}}"#).unwrap();
+        assert_eq!(
+            (c.web.room.as_str(), c.web.stream.as_str()),
+            ("stage", "live/demo")
+        );
     }
 
     type Tweak = fn(&mut Config);
@@ -441,6 +527,14 @@ mod tests {
                 c.idempotency_ttl_ms = MAX_IDEMPOTENCY_TTL_MS + 1
             }),
             ("idempotency_max_keys", |c| c.idempotency_max_keys = 0),
+            ("web.room", |c| c.web.room = "a room".into()),
+            ("web.stream", |c| c.web.stream = "demo".into()),
+            ("web.hls", |c| c.web.hls = "ftp://x/live/demo.m3u8".into()),
+            ("web.flv", |c| c.web.flv = "http://x/a b.flv".into()),
+            ("web.origin", |c| c.web.origin = String::new()),
+            ("web.edge", |c| {
+                c.web.edge = format!("http://{}", "x".repeat(MAX_WEB_URL))
+            }),
         ];
         for (field, tweak) in cases {
             let e = refused(tweak);

@@ -18,6 +18,7 @@ pub mod sale;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod web;
 
 pub use config::Config;
 pub use server::{Running, Server};

@@ -2,9 +2,9 @@
 //!
 //! Events have one of two priorities. Bullet-screen chat and presence (`chat`, `join`,
 //! `leave`) are [`Priority::Low`]: plentiful, and stale a moment later. Everything else
-//! (notices, gifts, likes, online counts, leaderboards) is [`Priority::High`]. When a bound
-//! bites, the oldest low event goes first; high events are dropped, oldest first, only when
-//! no low event is left. A batch carries what is left in arrival order, so the bounds also
+//! (notices, gifts, likes, online counts, leaderboards, sales) is [`Priority::High`]. When
+//! a bound bites, the oldest low event goes first; high events are dropped, oldest first,
+//! only when no low event is left. A batch carries what is left in arrival order, so the bounds also
 //! bound every batch.
 
 use std::collections::VecDeque;

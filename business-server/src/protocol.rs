@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::gift::Rank;
-use crate::sale::Outcome;
+use crate::sale::{Outcome, Phase, SaleState};
 
 /// Protocol version spoken by this server.
 pub const VERSION: u32 = 1;
@@ -446,6 +446,14 @@ pub enum Event<'a> {
         text: &'a str,
         /// `info` or `warning`.
         level: &'a str,
+    },
+    /// The room's flash sale: when announced, and when its remaining stock changed.
+    Sale {
+        /// Spec and counters.
+        #[serde(flatten)]
+        sale: &'a SaleState,
+        /// Phase when sent.
+        phase: Phase,
     },
 }
 

@@ -6,6 +6,10 @@
 //! the same [`Utf8Bytes`] to every member queue with `try_send`. A member whose queue is
 //! full misses that batch; after `max_lag` consecutive misses it is disconnected. The
 //! room never waits for a member.
+//!
+//! A room that shows a flash sale reads its counters on every tick while the sale is open
+//! and pushes a `sale` event when the remaining stock changed, so every member sees the
+//! stock within a tick or two however many purchases there were, on whichever instance.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -21,6 +25,8 @@ use crate::gift::{Rank, LEADERBOARD_SIZE};
 use crate::metrics::Metrics;
 use crate::pending::{Pending, PendingLimits};
 use crate::protocol::{encode_batch, Event};
+use crate::sale::SaleState;
+use crate::server::now_ms;
 use crate::store::{EventSink, Store};
 
 /// Why a member was disconnected by the server.
@@ -65,6 +71,23 @@ impl MemberLink {
     }
 }
 
+/// The sale a room shows, and the stock its members were last told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShownSale {
+    id: String,
+    start_at_ms: u64,
+    /// `None` until the members were told anything.
+    remaining: Option<u64>,
+}
+
+impl ShownSale {
+    /// Whether the stock may have changed since the members were last told.
+    fn due(&self, now_ms: u64) -> bool {
+        self.remaining
+            .is_none_or(|left| left > 0 && now_ms >= self.start_at_ms)
+    }
+}
+
 struct Slot {
     tx: mpsc::Sender<Utf8Bytes>,
     link: Arc<MemberLink>,
@@ -79,6 +102,8 @@ pub struct Room {
     likes: AtomicU64,
     stats_running: AtomicBool,
     leaderboard: Mutex<Vec<Rank>>,
+    sale: Mutex<Option<ShownSale>>,
+    sale_running: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -91,6 +116,8 @@ impl Room {
             likes: AtomicU64::new(0),
             stats_running: AtomicBool::new(false),
             leaderboard: Mutex::new(Vec::new()),
+            sale: Mutex::new(None),
+            sale_running: AtomicBool::new(false),
             metrics,
         }
     }
@@ -114,6 +141,37 @@ impl Room {
     /// Members on this instance.
     pub fn member_count(&self) -> usize {
         self.members.lock().len()
+    }
+
+    /// Shows `sale` from now on; its members were just told about it as it is.
+    pub fn show_sale(&self, sale: &SaleState) {
+        *self.sale.lock() = Some(ShownSale {
+            id: sale.spec.id.clone(),
+            start_at_ms: sale.spec.start_at_ms,
+            remaining: Some(sale.remaining),
+        });
+    }
+
+    /// Shows sale `id` from now on, if it is not the one shown; the members are told at
+    /// the next tick.
+    fn adopt_sale(&self, id: String) {
+        let mut shown = self.sale.lock();
+        if shown.as_ref().is_none_or(|s| s.id != id) {
+            *shown = Some(ShownSale {
+                id,
+                start_at_ms: 0,
+                remaining: None,
+            });
+        }
+    }
+
+    /// The id of the shown sale if its stock may have changed since the members were told.
+    fn sale_due(&self, now_ms: u64) -> Option<String> {
+        self.sale
+            .lock()
+            .as_ref()
+            .filter(|s| s.due(now_ms))
+            .map(|s| s.id.clone())
     }
 }
 
@@ -256,6 +314,11 @@ pub async fn run(hub: Arc<RoomHub>, room: Arc<Room>, store: Arc<dyn Store>, timi
         if likes > 0 {
             tokio::spawn(publish_likes(room.clone(), store.clone(), likes));
         }
+        if let Some(id) = room.sale_due(now_ms()) {
+            if !room.sale_running.swap(true, Relaxed) {
+                tokio::spawn(refresh_sale(room.clone(), store.clone(), id));
+            }
+        }
         if last_stats.is_none_or(|t| t.elapsed() >= timing.stats) {
             last_stats = Some(Instant::now());
             if !room.stats_running.swap(true, Relaxed) {
@@ -337,7 +400,43 @@ async fn refresh_stats(room: Arc<Room>, store: Arc<dyn Store>, period: Duration)
         }
         Err(e) => tracing::warn!(room = %room.name, error = %e, "leaderboard failed"),
     }
+    match store.room_sale(&room.name).await {
+        Ok(Some(id)) => room.adopt_sale(id),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(room = %room.name, error = %e, "room sale unknown"),
+    }
     room.stats_running.store(false, Relaxed);
+}
+
+/// Reads sale `id` and tells the members when its stock changed.
+async fn refresh_sale(room: Arc<Room>, store: Arc<dyn Store>, id: String) {
+    match store.sale(&id).await {
+        Ok(Some(state)) => {
+            let mut shown = room.sale.lock();
+            if let Some(s) = shown.as_mut().filter(|s| s.id == id) {
+                s.start_at_ms = state.spec.start_at_ms;
+                if s.remaining != Some(state.remaining) {
+                    s.remaining = Some(state.remaining);
+                    let phase = state.phase(now_ms());
+                    room.push(
+                        Event::Sale {
+                            sale: &state,
+                            phase,
+                        }
+                        .encode(),
+                    );
+                }
+            }
+        }
+        Ok(None) => {
+            let mut shown = room.sale.lock();
+            if shown.as_ref().is_some_and(|s| s.id == id) {
+                *shown = None;
+            }
+        }
+        Err(e) => tracing::warn!(room = %room.name, error = %e, "sale not read"),
+    }
+    room.sale_running.store(false, Relaxed);
 }
 
 #[cfg(test)]

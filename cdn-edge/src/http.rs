@@ -64,12 +64,16 @@ pub fn router(edge: Arc<Edge>) -> Router {
         .with_state(edge)
 }
 
+/// `GET /metrics`, readable by pages of any origin (the web page's host view).
 async fn metrics(State(edge): State<Arc<Edge>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
         edge.metrics.render(),
     )
         .into_response()
@@ -82,13 +86,16 @@ async fn cache_summary(State(edge): State<Arc<Edge>>) -> Response {
         .into_iter()
         .map(|(url, healthy)| serde_json::json!({ "url": url, "healthy": healthy }))
         .collect();
-    Json(serde_json::json!({
-        "cache": edge.cache.summary(),
-        "in_flight": edge.flight.in_flight(),
-        "flv_upstreams": edge.flv.upstreams(),
-        "origins": origins,
-    }))
-    .into_response()
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(serde_json::json!({
+            "cache": edge.cache.summary(),
+            "in_flight": edge.flight.in_flight(),
+            "flv_upstreams": edge.flv.upstreams(),
+            "origins": origins,
+        })),
+    )
+        .into_response()
 }
 
 /// The cache key: the path plus only the configured query parameters, in request order.

@@ -38,14 +38,17 @@ pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
     streams
 }
 
-/// `GET /api/v1/streams`.
-pub async fn streams(State(state): State<AppState>) -> Json<StreamsBody> {
-    Json(StreamsBody {
-        streams: streams_snapshot(&state),
-    })
+/// `GET /api/v1/streams`, readable by pages of any origin (the web page's host view).
+pub async fn streams(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(StreamsBody {
+            streams: streams_snapshot(&state),
+        }),
+    )
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`, readable by pages of any origin.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let streams = streams_snapshot(&state);
     let m = &state.metrics;
@@ -55,10 +58,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.set_viewers("rtmp", sum(|s| s.viewers.rtmp));
     m.set_viewers("hls", sum(|s| s.viewers.hls));
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
         m.render(),
     )
 }

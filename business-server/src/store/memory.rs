@@ -18,6 +18,7 @@ struct RoomData {
     likes: AtomicU64,
     gifts: Mutex<HashMap<String, u64>>,
     allow_anonymous: Mutex<Option<bool>>,
+    sale: Mutex<Option<String>>,
 }
 
 /// The embedded single-instance store.
@@ -100,6 +101,15 @@ impl Store for MemoryStore {
 
     async fn set_allow_anonymous(&self, room: &str, allow: bool) -> Result<(), StoreError> {
         *self.room(room).allow_anonymous.lock() = Some(allow);
+        Ok(())
+    }
+
+    async fn room_sale(&self, room: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.rooms.get(room).and_then(|r| r.sale.lock().clone()))
+    }
+
+    async fn set_room_sale(&self, room: &str, id: &str) -> Result<(), StoreError> {
+        *self.room(room).sale.lock() = Some(id.to_string());
         Ok(())
     }
 

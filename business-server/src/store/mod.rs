@@ -2,7 +2,7 @@
 //!
 //! The store carries room events between instances ([`Store::publish`] delivers to
 //! every instance's [`EventSink`], including the publisher's), and keeps likes,
-//! leaderboards, online counts, room policies and flash sales.
+//! leaderboards, online counts, room policies, flash sales and which sale each room shows.
 
 pub mod memory;
 pub mod redis;
@@ -60,6 +60,12 @@ pub trait Store: Send + Sync {
 
     /// Sets whether `room` admits anonymous viewers.
     async fn set_allow_anonymous(&self, room: &str, allow: bool) -> Result<(), StoreError>;
+
+    /// The sale announced in `room` last, if any.
+    async fn room_sale(&self, room: &str) -> Result<Option<String>, StoreError>;
+
+    /// Makes sale `id` the one announced in `room`.
+    async fn set_room_sale(&self, room: &str, id: &str) -> Result<(), StoreError>;
 
     /// Creates a sale; fails with [`StoreError::SaleExists`] when the id is taken.
     async fn create_sale(&self, spec: &SaleSpec) -> Result<(), StoreError>;

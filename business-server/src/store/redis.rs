@@ -246,6 +246,22 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
+    async fn room_sale(&self, room: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .clone()
+            .get(self.key("room-sale", room))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_room_sale(&self, room: &str, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .clone()
+            .set::<_, _, ()>(self.key("room-sale", room), id)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn create_sale(&self, spec: &SaleSpec) -> Result<(), StoreError> {
         let created: i64 = self
             .create

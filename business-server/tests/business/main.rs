@@ -7,3 +7,4 @@ mod liveness;
 mod rooms;
 mod slow_consumer;
 mod startup;
+mod web;

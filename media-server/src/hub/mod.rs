@@ -76,6 +76,8 @@ pub struct StreamStats {
     pub fps: f64,
     /// Measured input bitrate in kbit/s.
     pub bitrate_in_kbps: f64,
+    /// Seconds between the last two video keyframes (the encoder's GOP), once two arrived.
+    pub keyframe_interval_secs: Option<f64>,
     /// Seconds since the current publisher started.
     pub uptime_secs: f64,
     /// Publish sessions seen on this key.
@@ -249,6 +251,10 @@ impl Hub {
                     media: st.info.clone(),
                     fps: (st.rate.fps * 100.0).round() / 100.0,
                     bitrate_in_kbps: (st.rate.bitrate_bps / 10.0).round() / 100.0,
+                    keyframe_interval_secs: st
+                        .rate
+                        .keyframe_interval_ms
+                        .map(|ms| ms as f64 / 1000.0),
                     uptime_secs: st
                         .publisher
                         .as_ref()

@@ -59,6 +59,9 @@ pub(crate) struct RateMeter {
     video_frames: u64,
     pub bitrate_bps: f64,
     pub fps: f64,
+    last_keyframe_dts: Option<u64>,
+    /// Milliseconds between the last two video keyframes.
+    pub keyframe_interval_ms: Option<u64>,
 }
 
 impl RateMeter {
@@ -69,6 +72,8 @@ impl RateMeter {
             video_frames: 0,
             bitrate_bps: 0.0,
             fps: 0.0,
+            last_keyframe_dts: None,
+            keyframe_interval_ms: None,
         }
     }
 
@@ -76,6 +81,12 @@ impl RateMeter {
         self.bytes += frame.payload.len() as u64;
         if frame.kind == FrameKind::Video && !frame.header {
             self.video_frames += 1;
+            if frame.keyframe {
+                if let Some(last) = self.last_keyframe_dts.filter(|&last| frame.dts > last) {
+                    self.keyframe_interval_ms = Some(frame.dts - last);
+                }
+                self.last_keyframe_dts = Some(frame.dts);
+            }
         }
         let elapsed = self.window_start.elapsed();
         if elapsed >= Duration::from_secs(2) {
@@ -85,6 +96,8 @@ impl RateMeter {
             *self = Self {
                 bitrate_bps: self.bitrate_bps,
                 fps: self.fps,
+                last_keyframe_dts: self.last_keyframe_dts,
+                keyframe_interval_ms: self.keyframe_interval_ms,
                 ..Self::new()
             };
         }
@@ -204,5 +217,35 @@ impl Stream {
         if let Some(p) = state.publisher.take() {
             p.cancel.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_interval_is_the_distance_between_the_last_two_keyframes() {
+        let video = |dts, keyframe| {
+            Frame::new(
+                FrameKind::Video,
+                dts,
+                0,
+                keyframe,
+                false,
+                1,
+                bytes::Bytes::from_static(b"x"),
+            )
+        };
+        let mut rate = RateMeter::new();
+        rate.record(&video(0, true));
+        assert_eq!(rate.keyframe_interval_ms, None);
+        for dts in (33..2000).step_by(33) {
+            rate.record(&video(dts, false));
+        }
+        rate.record(&video(2000, true));
+        assert_eq!(rate.keyframe_interval_ms, Some(2000));
+        rate.record(&video(3000, true));
+        assert_eq!(rate.keyframe_interval_ms, Some(1000));
     }
 }

@@ -1,0 +1,880 @@
+//! The web page in a real browser: headless Chromium, driven over WebDriver by Debian's
+//! chromedriver, loads the viewer and host pages from the stack started in-process as
+//! `livepulse demo` starts it (origin, edge, business server, the built-in sample published),
+//! and checks what a viewer and a host see: video through the edge on HLS and HTTP-FLV, bullet
+//! comments, likes, gifts, a flash sale bought from five pages at once, live charts, chat
+//! shown as text, and recovery from a business server restart and a stream restart.
+//!
+//! `screenshots` (ignored; `web/screenshots.sh` runs it) writes the pictures in
+//! `docs/screenshots/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WindowHandle;
+use fantoccini::{Client, ClientBuilder};
+use livepulse_tests::{require, wait_for, ChildGuard};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The flags the issue names, plus the ones that keep windows other than the current one
+/// running at full speed (timers, rendering, video) as a person's open windows do.
+const CHROME_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--mute-audio",
+];
+
+/// The in-process stack of `livepulse demo`, on ephemeral ports.
+struct Stack {
+    origin: media_server::Running,
+    edge: cdn_edge::Running,
+    business: Option<business_server::Running>,
+    business_addr: SocketAddr,
+    web: business_server::config::WebPage,
+    push: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let origin = livepulse_tests::start_origin(|_| {}).await;
+        let edge = cdn_edge::Server::bind(cdn_edge::Config::ephemeral(vec![format!(
+            "http://{}",
+            origin.http_addr()
+        )]))
+        .await
+        .expect("edge starts");
+        let (o, e) = (origin.http_addr(), edge.http_addr());
+        let web = business_server::config::WebPage {
+            hls: format!("http://{e}/live/demo.m3u8"),
+            flv: format!("http://{e}/live/demo.flv"),
+            origin: format!("http://{o}"),
+            edge: format!("http://{e}"),
+            ..business_server::config::WebPage::default()
+        };
+        let business = business_server::Server::bind(Self::business_config(
+            "127.0.0.1:0".parse().expect("addr"),
+            &web,
+        ))
+        .await
+        .expect("business server starts");
+        let mut stack = Stack {
+            business_addr: business.http_addr(),
+            business: Some(business),
+            origin,
+            edge,
+            web,
+            push: None,
+        };
+        stack.publish().await;
+        stack
+    }
+
+    fn business_config(
+        listen: SocketAddr,
+        web: &business_server::config::WebPage,
+    ) -> business_server::Config {
+        business_server::Config {
+            listen,
+            listener: net_guard::Limits::one_machine(),
+            web: web.clone(),
+            ..business_server::Config::demo()
+        }
+    }
+
+    /// Publishes the sample and waits until the edge serves its HLS playlist.
+    async fn publish(&mut self) {
+        let url = format!("rtmp://{}/live/demo", self.origin.rtmp_addr());
+        self.push = Some(livepulse_tests::push_sample(&url));
+        assert!(
+            livepulse_tests::wait_publishing(&self.origin, "live/demo").await,
+            "the sample is published"
+        );
+        let playlist = self.web.hls.clone();
+        let ready = wait_for(Duration::from_secs(15), || async {
+            let (status, body) = livepulse_tests::get(&playlist).await;
+            (status == 200 && body.windows(4).any(|w| w == b".ts\n")).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "the edge serves the HLS playlist");
+    }
+
+    async fn stop_publishing(&mut self) {
+        if let Some((stop, task)) = self.push.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Stops the business server and starts a new one on the same address.
+    async fn restart_business(&mut self) {
+        if let Some(b) = self.business.take() {
+            b.shutdown().await;
+        }
+        let config = Self::business_config(self.business_addr, &self.web);
+        let started = wait_for(Duration::from_secs(10), || {
+            let config = config.clone();
+            async move { business_server::Server::bind(config).await.ok() }
+        })
+        .await;
+        self.business = Some(started.expect("business server starts again on its address"));
+    }
+
+    fn page(&self, path: &str) -> String {
+        format!("http://{}{path}", self.business_addr)
+    }
+
+    async fn shutdown(mut self) {
+        self.stop_publishing().await;
+        if let Some(b) = self.business.take() {
+            b.shutdown().await;
+        }
+        self.edge.shutdown().await;
+        self.origin.shutdown().await;
+    }
+}
+
+/// Chromium under chromedriver, with a fresh profile; both end when dropped.
+struct Browser {
+    client: Client,
+    profile: PathBuf,
+    _driver: ChildGuard,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a Chromium session with `options` added to
+    /// `goog:chromeOptions` (its `args` after the usual ones).
+    async fn start(options: Value) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = ChildGuard(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        let status = format!("http://127.0.0.1:{port}/status");
+        let up = wait_for(Duration::from_secs(15), || async {
+            let r = reqwest::get(&status).await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            v["value"]["ready"].as_bool().filter(|ready| *ready)
+        })
+        .await;
+        assert!(up.is_some(), "chromedriver answers on port {port}");
+        let profile =
+            std::env::temp_dir().join(format!("livepulse-web-{}-{port}", std::process::id()));
+        let mut args: Vec<Value> = CHROME_ARGS.iter().map(|a| json!(a)).collect();
+        args.push(json!(format!("--user-data-dir={}", profile.display())));
+        let mut chrome = serde_json::Map::new();
+        chrome.insert("binary".into(), json!(chromium_binary()));
+        for (k, v) in options.as_object().into_iter().flatten() {
+            match (k.as_str(), v.as_array()) {
+                ("args", Some(more)) => args.extend(more.iter().cloned()),
+                _ => {
+                    chrome.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        chrome.insert("args".into(), Value::Array(args));
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), Value::Object(chrome));
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session starts");
+        Browser {
+            client,
+            profile,
+            _driver: driver,
+        }
+    }
+
+    /// Opens `url` in a new window and returns it once the page script has started.
+    async fn open(&self, url: &str) -> WindowHandle {
+        let first = self.client.windows().await.expect("windows");
+        let fresh = self.client.execute("return document.URL", vec![]).await;
+        let handle = if first.len() == 1 && fresh.ok() == Some(json!("about:blank")) {
+            first[0].clone()
+        } else {
+            let w = self.client.new_window(false).await.expect("new window");
+            w.handle
+        };
+        self.client
+            .switch_to_window(handle.clone())
+            .await
+            .expect("switch");
+        self.client.goto(url).await.expect("page loads");
+        self.until(
+            &handle,
+            "return !!window.livepulse",
+            Duration::from_secs(10),
+        )
+        .await;
+        handle
+    }
+
+    /// Runs `script` (a function body) in window `w` and returns its value.
+    async fn js(&self, w: &WindowHandle, script: &str) -> Value {
+        self.client
+            .switch_to_window(w.clone())
+            .await
+            .expect("switch");
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` in window `w` every 100 ms until it returns something truthy.
+    async fn until(&self, w: &WindowHandle, script: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.js(w, script).await;
+            if truthy(&v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "not within {timeout:?}: {script} (last: {v})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn chromium_binary() -> String {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("chromium")
+        .to_string()
+}
+
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
+        && v.as_f64() != Some(0.0)
+        && v.as_str() != Some("")
+}
+
+/// Records, in the page, when bullets, purchase results, stock changes and connection states
+/// appear, with wall-clock times, and counts alerts: what the checks read afterwards.
+const WATCH: &str = r#"
+window.seen = { bullets: [], results: [], stock0: null, conn: [], alerts: 0, loadId: Math.random() };
+window.alert = () => { window.seen.alerts += 1; };
+new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes)
+  if (n.classList && n.classList.contains('bullet')) seen.bullets.push({ text: n.textContent, at: Date.now() }); })
+  .observe(document.getElementById('danmaku'), { childList: true });
+const r = document.getElementById('sale-result');
+new MutationObserver(() => { const o = r.dataset.outcome;
+  if (o && o !== 'retrying') seen.results.push({ outcome: o, at: Date.now() }); })
+  .observe(r, { attributes: true, attributeFilter: ['data-outcome'] });
+const card = document.getElementById('sale-card');
+new MutationObserver(() => { if (card.dataset.remaining === '0' && !seen.stock0) seen.stock0 = Date.now(); })
+  .observe(card, { attributes: true, attributeFilter: ['data-remaining'] });
+const c = document.getElementById('conn');
+new MutationObserver(() => seen.conn.push(c.dataset.state)).observe(c, { attributes: true });
+return true;
+"#;
+
+const CONNECTED: &str = "return document.getElementById('conn').dataset.state === 'open'";
+
+/// Playback position and fatal errors of the page's player.
+const PLAYBACK: &str = "const v = document.getElementById('video'); \
+    return { t: v.currentTime, errors: livepulse.player.errors.map((e) => e.why), \
+             media_error: v.error ? v.error.message || String(v.error.code) : null, \
+             proto: livepulse.player.proto }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_and_host_pages_work_in_chromium() {
+    if !require("chromium") || !require("chromedriver") {
+        return;
+    }
+    let started = Instant::now();
+    let mut stack = Stack::start().await;
+    let browser = Browser::start(json!({})).await;
+    let b = &browser;
+
+    // Five viewers (one on HTTP-FLV) and the host.
+    let names = ["alice", "bob", "carol", "dave", "erin"];
+    let mut viewers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let proto = if i == 1 { "flv" } else { "hls" };
+        let w = b
+            .open(&stack.page(&format!("/?user={name}&proto={proto}")))
+            .await;
+        b.js(&w, WATCH).await;
+        viewers.push(w);
+    }
+    let host = b.open(&stack.page("/host")).await;
+    for w in viewers.iter().chain([&host]) {
+        b.until(w, CONNECTED, Duration::from_secs(10)).await;
+    }
+    let (hls, flv) = (&viewers[0], &viewers[1]);
+
+    // The video plays on both protocols: note where each starts.
+    let mut start_at = Vec::new();
+    for w in [hls, flv] {
+        let v = b
+            .until(
+                w,
+                "const v = document.getElementById('video'); return v.currentTime > 0 && v.currentTime",
+                Duration::from_secs(20),
+            )
+            .await;
+        start_at.push(v.as_f64().unwrap_or(0.0));
+    }
+    eprintln!("video playing after {:?}", started.elapsed());
+
+    // A chat typed on page A flies over page B within a second, and every page shows
+    // markup in chat as text.
+    for text in ["hello from alice", "<img src=x onerror=alert(1)>"] {
+        b.client
+            .switch_to_window(hls.clone())
+            .await
+            .expect("switch");
+        let input = b
+            .client
+            .find(fantoccini::Locator::Id("chat-input"))
+            .await
+            .expect("chat input");
+        input.send_keys(text).await.expect("typed");
+        let sent = b
+            .js(
+                hls,
+                "const t = Date.now(); document.getElementById('send').click(); return t",
+            )
+            .await
+            .as_u64()
+            .expect("send time");
+        let quoted = serde_json::to_string(text).expect("json");
+        let seen = b
+            .until(
+                flv,
+                &format!(
+                    "const s = seen.bullets.find((x) => x.text === {quoted}); return s && s.at"
+                ),
+                Duration::from_secs(3),
+            )
+            .await
+            .as_u64()
+            .expect("bullet time");
+        let delay = seen.saturating_sub(sent);
+        eprintln!("bullet {text:?} on page B after {delay} ms");
+        assert!(delay <= 1000, "bullet took {delay} ms");
+    }
+    for w in viewers.iter() {
+        let check = b
+            .until(
+                w,
+                "const texts = [...document.querySelectorAll('#messages .text')].map((e) => e.textContent); \
+                 return texts.includes('<img src=x onerror=alert(1)>') && \
+                   { imgs: document.querySelectorAll('#messages img, #danmaku img').length, alerts: seen.alerts }",
+                Duration::from_secs(3),
+            )
+            .await;
+        assert_eq!(
+            check,
+            json!({"imgs": 0, "alerts": 0}),
+            "chat shown as text, no script ran"
+        );
+    }
+    b.client
+        .switch_to_window(hls.clone())
+        .await
+        .expect("switch");
+    assert!(b.client.get_alert_text().await.is_err(), "no alert is open");
+
+    // Likes from two pages add up on both.
+    for (w, taps) in [(hls, 3), (flv, 2)] {
+        b.js(
+            w,
+            &format!("for (let i = 0; i < {taps}; i++) document.getElementById('like').click(); return true"),
+        )
+        .await;
+    }
+    for w in [hls, flv] {
+        b.until(
+            w,
+            "return document.getElementById('likes').textContent === '5'",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+
+    // A gift moves the leaderboard on every page: alice's rocket, then bob's castle.
+    for (w, gift, leader) in [(hls, "rocket", "alice"), (flv, "castle", "bob")] {
+        b.js(
+            w,
+            &format!("document.querySelector('[data-gift={gift}]').click(); return true"),
+        )
+        .await;
+        for page in &viewers {
+            b.until(
+                page,
+                &format!(
+                    "const f = document.querySelector('#leaderboard .who'); return !!f && f.textContent === '{leader}'"
+                ),
+                Duration::from_secs(5),
+            )
+            .await;
+        }
+    }
+
+    // The host starts a sale of 3 on its page; five viewers press Buy at the same instant.
+    b.js(
+        &host,
+        "document.getElementById('sale-item').value = 'Limited sneakers'; \
+         document.getElementById('sale-stock').value = '3'; \
+         document.getElementById('sale-limit').value = '1'; \
+         document.getElementById('sale-delay').value = '0'; \
+         document.querySelector('#sale-form button').click(); return true",
+    )
+    .await;
+    for w in &viewers {
+        b.until(
+            w,
+            "const c = document.getElementById('sale-card'); \
+             return !c.hidden && c.dataset.phase === 'open' && c.dataset.remaining === '3' && !document.getElementById('buy').disabled",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    let at = b.js(hls, "return Date.now() + 1500").await;
+    for w in &viewers {
+        b.js(
+            w,
+            &format!("setTimeout(() => document.getElementById('buy').click(), {at} - Date.now()); return true"),
+        )
+        .await;
+    }
+    let mut outcomes = Vec::new();
+    let mut last_result = 0;
+    for w in &viewers {
+        let r = b
+            .until(w, "return seen.results[0]", Duration::from_secs(10))
+            .await;
+        outcomes.push(r["outcome"].as_str().unwrap_or_default().to_string());
+        last_result = last_result.max(r["at"].as_u64().unwrap_or(0));
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["sold_out", "sold_out", "success", "success", "success"],
+        "exactly three bought"
+    );
+    for w in &viewers {
+        let stock0 = b
+            .until(w, "return seen.stock0", Duration::from_secs(3))
+            .await
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        let late = stock0.saturating_sub(last_result);
+        assert!(
+            late <= 1000,
+            "stock 0 shown {late} ms after the last purchase"
+        );
+        let shown = b
+            .js(
+                w,
+                "return document.getElementById('sale-remaining').textContent",
+            )
+            .await;
+        assert_eq!(shown, json!("0"));
+    }
+
+    // The host's charts move: every chart's lines differ between two samples 2 s apart,
+    // and the audience and edge charts have real values.
+    const LINES: &str = "return [...document.querySelectorAll('.chart')].map((c) => \
+        [...c.querySelectorAll('.series')].map((p) => p.getAttribute('d')).join('|'))";
+    let first = b.js(&host, LINES).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = b.js(&host, LINES).await;
+    let (first, second) = (
+        first.as_array().cloned().unwrap_or_default(),
+        second.as_array().cloned().unwrap_or_default(),
+    );
+    assert!(first.len() >= 7, "{} charts", first.len());
+    for (i, (a, z)) in first.iter().zip(&second).enumerate() {
+        assert_ne!(a, z, "chart {i} did not change in 2 s");
+    }
+    let health = b
+        .js(
+            &host,
+            "return { hit: document.getElementById('v-hit').textContent, \
+                      viewers: document.getElementById('h-viewers').textContent, \
+                      gop: document.getElementById('h-gop').textContent, \
+                      res: document.getElementById('h-res').textContent }",
+        )
+        .await;
+    eprintln!("host page: {health}");
+    assert_ne!(health["gop"], json!("–"), "keyframe interval shown");
+    assert_eq!(health["res"], json!("640×360"));
+
+    // The video played on for at least 10 s, without a player error, on both protocols.
+    for (w, t0) in [hls, flv].into_iter().zip(start_at) {
+        let v = b
+            .until(
+                w,
+                &format!(
+                    "const v = document.getElementById('video'); return v.currentTime - {t0} >= 10"
+                ),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(v, json!(true));
+        let p = b.js(w, PLAYBACK).await;
+        assert_eq!(p["errors"], json!([]), "{p}");
+        assert_eq!(p["media_error"], Value::Null, "{p}");
+        let latency = b
+            .until(
+                w,
+                "const l = document.getElementById('latency');                  return l.dataset.secs !== '' && { secs: Number(l.dataset.secs), what: l.title }",
+                Duration::from_secs(5),
+            )
+            .await;
+        eprintln!("{} latency: {latency}", p["proto"]);
+        let secs = latency["secs"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..30.0).contains(&secs), "latency shown: {latency}");
+    }
+    eprintln!("checks done after {:?}", started.elapsed());
+
+    // The business server restarts: every page reconnects and says so.
+    stack.restart_business().await;
+    for w in viewers.iter() {
+        b.until(
+            w,
+            "return seen.conn.includes('reconnecting') && document.getElementById('conn').dataset.state === 'open'",
+            Duration::from_secs(15),
+        )
+        .await;
+        b.until(
+            w,
+            "return [...document.querySelectorAll('.toast')].some((t) => t.textContent.includes('Reconnected'))",
+            Duration::from_secs(3),
+        )
+        .await;
+    }
+
+    // The stream stops until both players notice, then comes back: both play again
+    // without a reload.
+    let mut load_ids = Vec::new();
+    for w in [hls, flv] {
+        load_ids.push(b.js(w, "return seen.loadId").await);
+    }
+    stack.stop_publishing().await;
+    for w in [hls, flv] {
+        b.until(
+            w,
+            "return document.body.dataset.player !== 'playing'",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    stack.publish().await;
+    for (w, load_id) in [hls, flv].into_iter().zip(load_ids) {
+        let t = b
+            .until(
+                w,
+                "const v = document.getElementById('video'); \
+                 return document.body.dataset.player === 'playing' && { t: v.currentTime }",
+                Duration::from_secs(45),
+            )
+            .await;
+        let t = t["t"].as_f64().unwrap_or(0.0);
+        b.until(
+            w,
+            &format!("return document.getElementById('video').currentTime - {t} >= 3"),
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(b.js(w, "return seen.loadId").await, load_id, "no reload");
+    }
+    eprintln!("all checks done after {:?}", started.elapsed());
+
+    browser.close().await;
+    stack.shutdown().await;
+}
+
+/// A room member driven by the screenshot run: sends what it is told, drains what it gets.
+struct Bot {
+    tx: futures::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::Message,
+    >,
+}
+
+impl Bot {
+    async fn join(base: &str, user: &str) -> (Bot, Value) {
+        let t: Value = reqwest::Client::new()
+            .post(format!("{base}/api/v1/demo/token"))
+            .json(&json!({ "user": user }))
+            .send()
+            .await
+            .expect("demo token")
+            .json()
+            .await
+            .expect("token JSON");
+        let ws = format!(
+            "{}/ws?room={}&token={}",
+            base.replacen("http", "ws", 1),
+            t["room"].as_str().unwrap_or("demo"),
+            t["token"].as_str().unwrap_or_default()
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(ws)
+            .await
+            .expect("bot connects");
+        let (tx, mut rx) = futures::StreamExt::split(socket);
+        tokio::spawn(async move { while futures::StreamExt::next(&mut rx).await.is_some() {} });
+        (Bot { tx }, t)
+    }
+
+    async fn send(&mut self, v: Value) {
+        let _ = futures::SinkExt::send(
+            &mut self.tx,
+            tokio_tungstenite::tungstenite::Message::text(v.to_string()),
+        )
+        .await;
+    }
+}
+
+/// Viewers without a browser, so the host's charts show an audience: HLS players that poll
+/// the playlist and fetch each new segment, and HTTP-FLV players that read the stream, all
+/// through the edge, until `stop`.
+fn audience(hls: &str, flv: &str, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let base = hls.rsplit_once('/').map_or("", |(b, _)| b).to_string() + "/";
+    for _ in 0..12 {
+        let (hls, base, stop) = (hls.to_string(), base.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut fetched = std::collections::HashSet::new();
+            while !stop.is_cancelled() {
+                let (_, body) = livepulse_tests::get(&hls).await;
+                for uri in livepulse_tests::segment_uris(&String::from_utf8_lossy(&body), &base) {
+                    if fetched.insert(uri.clone()) {
+                        let _ = livepulse_tests::get(&uri).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    for _ in 0..6 {
+        let (flv, stop) = (flv.to_string(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut r) = reqwest::get(&flv).await else {
+                return;
+            };
+            while !stop.is_cancelled() {
+                if !matches!(r.chunk().await, Ok(Some(_))) {
+                    return;
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+const CHATTER: &[(&str, &str, &str)] = &[
+    ("so smooth, no buffering at all", "#ffffff", "scroll"),
+    ("first time here, hi everyone!", "#4dc3ff", "scroll"),
+    ("those earbuds for real 50% off??", "#ffe14d", "scroll"),
+    ("3 2 1 GO", "#ff4d6d", "top"),
+    ("latency is crazy low", "#2fd67b", "scroll"),
+    ("can you show the case again", "#ffffff", "scroll"),
+    ("got mine!!", "#b18cff", "scroll"),
+    ("greetings from Lisbon", "#ffb020", "scroll"),
+    ("rocket incoming", "#ff4d6d", "scroll"),
+    ("how long does shipping take?", "#ffffff", "bottom"),
+];
+
+/// Writes `docs/screenshots/{viewer,host}-{desktop,phone}.png` from a running demo
+/// (`LIVEPULSE_DEMO_URL`, e.g. `http://127.0.0.1:8090`) or from a stack started here, with
+/// a few chatting, liking, gifting and buying members so the pages show what they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots; run by web/screenshots.sh"]
+async fn screenshots() {
+    if !require("chromium") || !require("chromedriver") {
+        return;
+    }
+    let (stack, base) = match std::env::var("LIVEPULSE_DEMO_URL") {
+        Ok(url) => (None, url.trim_end_matches('/').to_string()),
+        Err(_) => {
+            let s = Stack::start().await;
+            let base = s.page("");
+            (Some(s), base)
+        }
+    };
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&out).expect("docs/screenshots");
+
+    let mut bots = Vec::new();
+    for name in ["mia", "leo", "sofia", "kenji", "amara", "lucas"] {
+        bots.push(Bot::join(&base, name).await);
+    }
+    let host: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/demo/token"))
+        .json(&json!({ "role": "host", "user": "host" }))
+        .send()
+        .await
+        .expect("host token")
+        .json()
+        .await
+        .expect("host token JSON");
+    let admin = host["admin_key"]
+        .as_str()
+        .expect("the demo gives the host the admin key");
+    let room = host["room"].as_str().unwrap_or("demo").to_string();
+    let sale = format!("earbuds-{}", std::process::id());
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v1/sales"))
+        .header("x-admin-key", admin)
+        .json(&json!({ "id": sale, "item": "Wireless earbuds · 50% off", "stock": 500, "per_user_limit": 2, "room": room }))
+        .send()
+        .await
+        .expect("sale created");
+    assert_eq!(created.status(), 201);
+    for (i, (bot, token)) in bots.iter_mut().enumerate() {
+        bot.send(json!({ "type": "like", "count": 40 + 17 * i }))
+            .await;
+        let gift = ["rocket", "castle", "rose", "cake", "rocket", "heart"][i];
+        bot.send(json!({ "type": "gift", "gift": gift, "count": 1 + i % 3 }))
+            .await;
+        for k in 0..2 {
+            let _ = reqwest::Client::new()
+                .post(format!("{base}/api/v1/sales/{sale}/purchase"))
+                .bearer_auth(token["token"].as_str().unwrap_or_default())
+                .header("idempotency-key", format!("shot-{i}-{k}"))
+                .send()
+                .await;
+        }
+    }
+    let stop = CancellationToken::new();
+    let cfg: Value = reqwest::get(format!("{base}/api/v1/web-config"))
+        .await
+        .expect("web config")
+        .json()
+        .await
+        .expect("web config JSON");
+    let host_name = base
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h)
+        .to_string();
+    let url = |k: &str| {
+        cfg[k]
+            .as_str()
+            .unwrap_or_default()
+            .replace("{host}", &host_name)
+    };
+    let viewers = audience(&url("hls"), &url("flv"), &stop);
+    let chatter = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut n = 0usize;
+            while !stop.is_cancelled() {
+                let (text, color, position) = CHATTER[n % CHATTER.len()];
+                let bot = &mut bots[n % 6].0;
+                bot.send(
+                    json!({ "type": "chat", "text": text, "color": color, "position": position }),
+                )
+                .await;
+                if n.is_multiple_of(3) {
+                    bot.send(json!({ "type": "like", "count": 5 })).await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(450)).await;
+            }
+        }
+    });
+
+    for (label, options) in [
+        ("desktop", json!({})),
+        (
+            "phone",
+            json!({ "mobileEmulation": { "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2 } } }),
+        ),
+    ] {
+        let browser = Browser::start(options).await;
+        let viewer = browser.open(&format!("{base}/?user=you")).await;
+        if label == "desktop" {
+            // The window's size includes what the browser draws around the page.
+            let frame = browser
+                .js(
+                    &viewer,
+                    "return [outerWidth - innerWidth, outerHeight - innerHeight]",
+                )
+                .await;
+            let extra = |i: usize| frame[i].as_u64().unwrap_or(0) as u32;
+            browser
+                .client
+                .set_window_size(1280 + extra(0), 800 + extra(1))
+                .await
+                .expect("window size");
+        }
+        browser
+            .until(
+                &viewer,
+                "return document.body.dataset.player === 'playing' && document.querySelectorAll('.bullet').length >= 3",
+                Duration::from_secs(30),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        browser
+            .js(
+                &viewer,
+                "document.getElementById('like').click(); return true",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let png = browser.client.screenshot().await.expect("screenshot");
+        std::fs::write(out.join(format!("viewer-{label}.png")), png).expect("write png");
+
+        let host = browser.open(&format!("{base}/host")).await;
+        browser
+            .until(
+                &host,
+                "return Number(document.querySelector('#c-viewers .chart').dataset.samples || 0) >= 50",
+                Duration::from_secs(90),
+            )
+            .await;
+        let png = browser.client.screenshot().await.expect("screenshot");
+        std::fs::write(out.join(format!("host-{label}.png")), png).expect("write png");
+        browser.close().await;
+    }
+    stop.cancel();
+    let _ = chatter.await;
+    for v in viewers {
+        v.abort();
+    }
+    if let Some(s) = stack {
+        s.shutdown().await;
+    }
+    eprintln!("screenshots written to {}", out.display());
+}
