@@ -372,3 +372,41 @@ async fn held_requests_time_out_with_503_and_are_capped_per_address() {
     assert_eq!(metric(&page, "livepulse_origin_llhls_held_requests", ""), 0);
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_requests_and_parts_through_the_edge_pass_the_checker() {
+    let origin = start_origin(|_| {}).await;
+    let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
+    let edge_config = cdn_edge::Config::ephemeral(vec![format!("http://{}", origin.http_addr())]);
+    let edge = cdn_edge::Server::bind(edge_config)
+        .await
+        .expect("edge starts");
+    let (stop, publisher) = push_sample(&rtmp);
+    let base = format!("http://{}/live/cam", edge.http_addr());
+    let playlist_url = format!("{base}/ll.m3u8");
+    let client = reqwest::Client::new();
+    let mut checker = Checker::new(uris());
+    let mut pl = checker
+        .check(&first_playlist(&playlist_url).await)
+        .expect("first revision");
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        let hint = pl.preload_hint.clone().expect("a preload hint");
+        let id = part_id(&hint);
+        let blocking = format!("{playlist_url}?_HLS_msn={}&_HLS_part={}", id.msn, id.part);
+        let part_url = format!("{base}/{hint}");
+        let (full, part) = tokio::join!(fetch(&client, &blocking), fetch(&client, &part_url));
+        assert_eq!(full.status, 200, "{blocking}: {}", text(&full.body));
+        assert_eq!(part.status, 200, "{hint}: {}", text(&part.body));
+        assert!(!part.body.is_empty());
+        pl = checker
+            .check(&text(&full.body))
+            .unwrap_or_else(|e| panic!("revision {}: {e}", checker.revisions()));
+        assert!(listed_parts(&pl).contains_key(&hint));
+    }
+    assert!(checker.revisions() > 10, "followed through the edge");
+    stop.cancel();
+    publisher.await.expect("publisher task").expect("published");
+    edge.shutdown().await;
+    origin.shutdown().await;
+}
