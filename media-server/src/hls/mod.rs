@@ -9,5 +9,6 @@ mod store;
 pub(crate) use master::variant;
 pub use master::{master_playlist, render_master, Variant};
 pub use output::run;
+pub(crate) use routes::{media, PLAYLIST_TYPE};
 pub use routes::{playlist, segment};
 pub use store::{HlsStore, HlsStream};

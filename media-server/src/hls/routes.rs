@@ -8,14 +8,14 @@ use bytes::Bytes;
 
 use crate::http::AppState;
 
-pub(super) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+pub(crate) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/mp2t";
 
 pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such stream or segment\n").into_response()
 }
 
-pub(super) fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
+pub(crate) fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

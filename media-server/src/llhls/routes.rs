@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use media_core::hls::ll::{
@@ -14,10 +14,9 @@ use media_core::hls::ll::{
 use tokio::time::Instant;
 
 use super::store::{LlHls, LlState, LlStream};
-use crate::hls::{render_master, variant};
+use crate::hls::{self, render_master, variant, PLAYLIST_TYPE};
 use crate::http::AppState;
 
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// Parts, segments and init segments; hls.js and ffmpeg take fMP4 as `video/mp4`.
 const MEDIA_TYPE: &str = "video/mp4";
 /// Parts, segments and init segments never change once they exist (Appendix B).
@@ -33,20 +32,6 @@ fn refuse(status: StatusCode, reason: &str) -> Response {
 
 fn not_found() -> Response {
     refuse(StatusCode::NOT_FOUND, "no such stream, part or segment")
-}
-
-fn respond(body: Bytes, content_type: &'static str, cache: &str) -> Response {
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(cache) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    r
 }
 
 /// What a look at the stream decided.
@@ -161,7 +146,7 @@ pub async fn playlist(
         Some(_) => format!("public, max-age={}", ll.config.hold_timeout().as_secs()),
         None => "no-cache".to_string(),
     };
-    respond(text, PLAYLIST_TYPE, &cache)
+    hls::media(text, PLAYLIST_TYPE, &cache)
 }
 
 /// `EXT-X-RENDITION-REPORT` of the other renditions of `name`'s ladder that have parts.
@@ -259,7 +244,7 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
     match fetched {
         Ok((data, completed_ms)) => {
             state.metrics.add_http_bytes("llhls", data.len());
-            let mut response = respond(data, MEDIA_TYPE, IMMUTABLE);
+            let mut response = hls::media(data, MEDIA_TYPE, IMMUTABLE);
             if let Some(ms) = completed_ms {
                 response
                     .headers_mut()
@@ -300,7 +285,7 @@ pub async fn master_playlist(state: &AppState, app: &str, name: &str) -> Respons
     }
     let text = render_master(&variants);
     state.metrics.add_http_bytes("llhls", text.len());
-    respond(text.into(), PLAYLIST_TYPE, "public, max-age=1")
+    hls::media(text.into(), PLAYLIST_TYPE, "public, max-age=1")
 }
 
 #[cfg(test)]
