@@ -15,6 +15,8 @@ pub mod hls;
 pub mod name;
 pub mod rtmp;
 pub mod sei;
+#[cfg(test)]
+mod test_sample;
 pub mod timestamp;
 pub mod token;
 pub mod ts;

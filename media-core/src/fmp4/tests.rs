@@ -7,7 +7,7 @@ use mp4_atom::{Codec, Decode, Ftyp, Mdat, Moof, Moov};
 use proptest::prelude::*;
 
 use super::*;
-use crate::flv::{self, VideoPacket};
+use crate::test_sample::SampleFrame;
 
 /// An SPS of 1280x720 Main profile, level 3.1 (the vector of `avc` tests), and a PPS.
 const SPS: [u8; 25] = [
@@ -461,48 +461,11 @@ fn round_trip_with_b_frames() {
     check_fragment(&fragment, 1, &[(1, audio, true)]);
 }
 
-/// A sample the FLV carried: decode time and composition offset in ms, sync flag, bytes.
-struct FlvSample {
-    dts_ms: u64,
-    cts_ms: i32,
-    keyframe: bool,
-    data: Bytes,
-}
-
-/// The sample stream's configuration records and samples.
-fn sample_stream() -> (Vec<u8>, Vec<u8>, Vec<FlvSample>, Vec<FlvSample>) {
-    let tags = flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap();
-    let (mut record, mut asc, mut video, mut audio) = (Vec::new(), Vec::new(), vec![], vec![]);
-    for tag in tags {
-        let dts_ms = u64::from(tag.timestamp);
-        if tag.tag_type == flv::TAG_VIDEO {
-            let info = flv::parse_video(&tag.data).unwrap();
-            let body = tag.data.slice(flv::VIDEO_HEADER_LEN..);
-            match info.packet {
-                VideoPacket::SequenceHeader => record = body.to_vec(),
-                VideoPacket::Nalu => video.push(FlvSample {
-                    dts_ms,
-                    cts_ms: info.composition_time,
-                    keyframe: info.keyframe,
-                    data: body,
-                }),
-                VideoPacket::EndOfSequence => {}
-            }
-        } else if tag.tag_type == flv::TAG_AUDIO {
-            let body = tag.data.slice(flv::AUDIO_HEADER_LEN..);
-            if flv::parse_audio(&tag.data).unwrap().sequence_header {
-                asc = body.to_vec();
-            } else {
-                audio.push(FlvSample {
-                    dts_ms,
-                    cts_ms: 0,
-                    keyframe: true,
-                    data: body,
-                });
-            }
-        }
-    }
-    (record, asc, video, audio)
+/// The sample's configuration records, video frames and audio frames.
+fn sample_stream() -> (Vec<u8>, Vec<u8>, Vec<SampleFrame>, Vec<SampleFrame>) {
+    let s = crate::test_sample::sample_stream();
+    let (video, audio) = s.frames.into_iter().partition(|f| f.video);
+    (s.record, s.asc, video, audio)
 }
 
 /// The sample stream as a packager would cut it: the init segment, then one fragment per
@@ -539,7 +502,7 @@ fn sample_file() -> (Vec<u8>, usize, usize) {
     let (mut v, mut a, mut part, mut sequence) = (0, 0, 0, 0);
     while v < video.len() || a < audio.len() {
         part += 1;
-        let before_end = |s: &&FlvSample| s.dts_ms < part * PART_MS;
+        let before_end = |s: &&SampleFrame| s.dts_ms < part * PART_MS;
         let v_end = v + flv_video[v..].iter().take_while(before_end).count();
         let a_end = a + flv_audio[a..].iter().take_while(before_end).count();
         if (v_end, a_end) == (v, a) {

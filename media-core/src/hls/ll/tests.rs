@@ -4,7 +4,6 @@
 
 use super::check::{self, Checker};
 use super::*;
-use crate::flv::{self, VideoPacket};
 use bytes::Bytes;
 use std::process::Command;
 
@@ -26,36 +25,25 @@ struct Stream {
 }
 
 fn sample() -> Stream {
-    let tags = flv::parse_file(include_bytes!("../../../../assets/sample.flv")).unwrap();
-    let (mut record, mut asc, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
-    for tag in tags {
-        let dts_ms = u64::from(tag.timestamp);
-        if tag.tag_type == flv::TAG_VIDEO {
-            let info = flv::parse_video(&tag.data).unwrap();
-            let body = tag.data.slice(flv::VIDEO_HEADER_LEN..);
-            match info.packet {
-                VideoPacket::SequenceHeader => record = body.to_vec(),
-                VideoPacket::Nalu => inputs.push(Input::Video(VideoFrame {
-                    dts_ms,
-                    cts_ms: info.composition_time,
-                    keyframe: info.keyframe,
-                    data: body,
-                })),
-                VideoPacket::EndOfSequence => {}
-            }
-        } else if tag.tag_type == flv::TAG_AUDIO {
-            let body = tag.data.slice(flv::AUDIO_HEADER_LEN..);
-            if flv::parse_audio(&tag.data).unwrap().sequence_header {
-                asc = body.to_vec();
-            } else if dts_ms < LAP_MS {
-                // Audio runs a few ms past the video; laps must not overlap.
-                inputs.push(Input::Audio(dts_ms, body));
-            }
-        }
-    }
+    let s = crate::test_sample::sample_stream();
+    let inputs = s
+        .frames
+        .into_iter()
+        // Audio runs a few ms past the video; laps must not overlap.
+        .filter(|f| f.video || f.dts_ms < LAP_MS)
+        .map(|f| match f.video {
+            true => Input::Video(VideoFrame {
+                dts_ms: f.dts_ms,
+                cts_ms: f.cts_ms,
+                keyframe: f.keyframe,
+                data: f.data,
+            }),
+            false => Input::Audio(f.dts_ms, f.data),
+        })
+        .collect();
     Stream {
-        record,
-        asc,
+        record: s.record,
+        asc: s.asc,
         inputs,
     }
 }
