@@ -8,12 +8,24 @@ use serde::Serialize;
 
 use crate::http::AppState;
 use crate::hub::StreamStats;
+use crate::llhls::LlHlsStats;
 
 /// Body of `GET /api/v1/streams`.
 #[derive(Debug, Serialize)]
 pub struct StreamsBody {
     /// Every known stream.
-    pub streams: Vec<StreamStats>,
+    pub streams: Vec<StreamBody>,
+}
+
+/// One stream in `GET /api/v1/streams`: the hub's stats and the outputs' figures.
+#[derive(Debug, Serialize)]
+pub struct StreamBody {
+    /// The hub's stats, with the HLS viewer estimate and warnings merged in.
+    #[serde(flatten)]
+    pub stats: StreamStats,
+    /// Low-latency HLS figures; absent when LL-HLS is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llhls: Option<LlHlsStats>,
 }
 
 /// Stats of every stream, with HLS viewer estimates merged in.
@@ -21,11 +33,6 @@ pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
     let mut streams = state.hub.stats();
     for s in &mut streams {
         s.viewers.hls = state.hls.viewers(&s.key);
-        s.llhls = state
-            .llhls
-            .as_ref()
-            .and_then(|ll| ll.store.get(&s.key))
-            .map(|ll| ll.stats());
         let forced_cuts = state.hls.get(&s.key).map_or(0, |h| h.read().forced_cuts());
         if forced_cuts > 0 {
             s.warnings.push(format!(
@@ -43,7 +50,17 @@ pub async fn streams(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
         Json(StreamsBody {
-            streams: streams_snapshot(&state),
+            streams: streams_snapshot(&state)
+                .into_iter()
+                .map(|stats| StreamBody {
+                    llhls: state
+                        .llhls
+                        .as_ref()
+                        .and_then(|ll| ll.store.get(&stats.key))
+                        .map(|ll| ll.stats()),
+                    stats,
+                })
+                .collect(),
         }),
     )
 }

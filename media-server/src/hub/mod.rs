@@ -92,9 +92,6 @@ pub struct StreamStats {
     pub viewers: ViewerCounts,
     /// Problems with the stream its publisher should fix, e.g. keyframes too far apart.
     pub warnings: Vec<String>,
-    /// Low-latency HLS figures (filled in by the LL-HLS output); absent when it is off.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub llhls: Option<crate::llhls::LlHlsStats>,
 }
 
 /// The stream registry; cheap to clone.
@@ -269,7 +266,6 @@ impl Hub {
                         hls: 0,
                     },
                     warnings: Vec::new(),
-                    llhls: None,
                 }
             })
             .collect();
