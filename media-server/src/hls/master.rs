@@ -124,7 +124,7 @@ pub async fn master_playlist(state: &AppState, app: &str, stream: &str) -> Respo
     }
     let text = render_master(&variants);
     state.metrics.add_http_bytes("hls", text.len());
-    media(text.into(), PLAYLIST_TYPE, "public, max-age=1")
+    media(text, PLAYLIST_TYPE, "public, max-age=1")
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
 use crate::http::AppState;
 
@@ -15,7 +14,7 @@ pub(super) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such stream or segment\n").into_response()
 }
 
-pub(crate) fn media(body: Bytes, content_type: &'static str, cache: &str) -> Response {
+pub(crate) fn media(body: impl IntoResponse, content_type: &'static str, cache: &str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

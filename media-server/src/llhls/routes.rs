@@ -5,7 +5,10 @@
 
 use std::net::IpAddr;
 
-use axum::http::{HeaderValue, StatusCode};
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use media_core::hls::ll::{
@@ -218,12 +221,12 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
     let fetched = match file {
         File::Init(id) => {
             let init = stream.read().packager.init(id).map(|i| i.data.clone());
-            init.map(|data| (data, None)).ok_or_else(not_found)
+            init.map(|data| (vec![data], None)).ok_or_else(not_found)
         }
         File::Part(id) => {
             hold(state, ll, &stream, peer, |st| {
                 match (st.packager.part(id), st.packager.decide_part(id)) {
-                    (Some(part), _) => Step::Ready((part.data.clone(), st.completed_ms(id))),
+                    (Some(part), _) => Step::Ready((vec![part.data.clone()], st.completed_ms(id))),
                     (None, FetchDecision::Wait) => Step::Wait,
                     (None, _) => Step::Refuse(not_found()),
                 }
@@ -233,7 +236,10 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
         File::Segment(msn) => {
             hold(state, ll, &stream, peer, |st| {
                 match (st.packager.segment(msn), st.packager.decide_segment(msn)) {
-                    (Some(segment), _) => Step::Ready((segment.data.clone(), None)),
+                    (Some(segment), _) => {
+                        let parts = segment.parts.iter().map(|p| p.data.clone()).collect();
+                        Step::Ready((parts, None))
+                    }
                     (None, FetchDecision::Wait) => Step::Wait,
                     (None, _) => Step::Refuse(not_found()),
                 }
@@ -242,9 +248,17 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
         }
     };
     match fetched {
-        Ok((data, completed_ms)) => {
-            state.metrics.add_http_bytes("llhls", data.len());
-            let mut response = hls::media(data, MEDIA_TYPE, IMMUTABLE);
+        Ok((chunks, completed_ms)) => {
+            // A segment goes out as its parts' buffers, never copied into one.
+            let len: usize = chunks.iter().map(Bytes::len).sum();
+            state.metrics.add_http_bytes("llhls", len);
+            let body = Body::from_stream(futures::stream::iter(
+                chunks.into_iter().map(Ok::<_, Infallible>),
+            ));
+            let mut response = hls::media(body, MEDIA_TYPE, IMMUTABLE);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             if let Some(ms) = completed_ms {
                 response
                     .headers_mut()
@@ -285,7 +299,7 @@ pub async fn master_playlist(state: &AppState, app: &str, name: &str) -> Respons
     }
     let text = render_master(&variants);
     state.metrics.add_http_bytes("llhls", text.len());
-    hls::media(text.into(), PLAYLIST_TYPE, "public, max-age=1")
+    hls::media(text, PLAYLIST_TYPE, "public, max-age=1")
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use super::{LlHlsConfig, LlHlsError, PartId};
 use crate::aac::SAMPLES_PER_FRAME;
 use crate::avc::{avcc_nalus, nal_type, AvcConfig, NAL_IDR};
 use crate::fmp4::{offset_ms_to_90k, AudioTrack, Movie, Run, Sample, VideoTrack};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 
 /// Largest decode time in milliseconds after the republish shift (about 557 years).
@@ -113,10 +113,8 @@ pub struct Segment {
     pub discontinuity: bool,
     /// The init segment its parts need.
     pub init_id: u64,
-    /// Its parts.
+    /// Its parts; the segment's bytes are theirs, back to back, kept once.
     pub parts: Vec<Part>,
-    /// The concatenation of its parts' bytes.
-    pub data: Bytes,
 }
 
 impl Segment {
@@ -793,10 +791,6 @@ impl Packager {
             return;
         }
         let duration_us = open.parts.iter().map(|p| p.duration_us).sum();
-        let mut data = BytesMut::with_capacity(open.parts.iter().map(|p| p.data.len()).sum());
-        for part in &open.parts {
-            data.extend_from_slice(&part.data);
-        }
         let segment = Segment {
             msn: open.msn,
             start_us: open.start_us,
@@ -805,7 +799,6 @@ impl Packager {
             discontinuity: open.discontinuity,
             init_id: open.init_id,
             parts: open.parts,
-            data: data.freeze(),
         };
         self.segments.push_back(segment.clone());
         self.push_event(Event::Segment(segment));
