@@ -107,6 +107,7 @@ fn web_page(origin: SocketAddr, edge: SocketAddr) -> business_server::config::We
     let (origin, edge) = (base(origin), base(edge));
     business_server::config::WebPage {
         hls: format!("{edge}/live/demo.m3u8"),
+        llhls: format!("{edge}/live/demo/ll.m3u8"),
         flv: format!("{edge}/live/demo.flv"),
         origin,
         edge,

@@ -17,7 +17,7 @@ export async function loadConfig() {
   const r = await fetch('/api/v1/web-config', { cache: 'no-store' });
   if (!r.ok) throw new Error(`web-config: HTTP ${r.status}`);
   const cfg = await r.json();
-  for (const k of ['hls', 'flv', 'origin', 'edge']) {
+  for (const k of ['hls', 'llhls', 'flv', 'origin', 'edge']) {
     cfg[k] = String(cfg[k]).replaceAll('{host}', location.hostname);
   }
   return cfg;

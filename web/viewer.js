@@ -5,7 +5,8 @@ import {
 } from './common.js';
 
 // ---------------------------------------------------------------------------------------------
-// Player: hls.js for HLS, mpegts.js for HTTP-FLV; restarts itself when the stream goes away.
+// Player: hls.js for HLS and LL-HLS, mpegts.js for HTTP-FLV; restarts itself when the stream
+// goes away.
 
 /** Seconds without playback progress after which the player is rebuilt. */
 const STALL_RESTART_SECS = 8;
@@ -30,29 +31,38 @@ class Player {
     setInterval(() => this.watch(), 1000);
   }
 
-  /** Starts playing `proto` ('hls' or 'flv'), replacing whatever played. */
+  /** Starts playing `proto` ('hls', 'llhls' or 'flv'), replacing whatever played. */
   start(proto) {
     this.stop();
     this.proto = proto;
     this.stamps = [];
     this.lastProgress = performance.now();
     this.onStatus('loading');
-    if (proto === 'hls') this.startHls(); else this.startFlv();
+    if (proto === 'flv') this.startFlv(); else this.startHls(this.urls[proto], proto === 'llhls');
     const p = this.video.play();
     if (p) p.catch(() => {});
   }
 
-  startHls() {
+  /** Plays the playlist at `url` with hls.js; `low` turns on its LL-HLS mode (parts,
+   * blocking reloads, starting at PART-HOLD-BACK). */
+  startHls(url, low) {
     const Hls = window.Hls;
     if (!Hls || !Hls.isSupported()) {
       if (this.video.canPlayType('application/vnd.apple.mpegurl')) {
-        this.video.src = this.urls.hls;
+        this.video.src = url;
         return;
       }
       this.fail('HLS is not supported by this browser');
       return;
     }
-    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, liveDurationInfinity: true });
+    // A viewer that joins between keyframes starts at the part before, up to a GOP behind
+    // the target; a slightly faster playback rate brings it back to the target latency.
+    const hls = new Hls({
+      lowLatencyMode: low,
+      maxLiveSyncPlaybackRate: 1.5,
+      backBufferLength: 30,
+      liveDurationInfinity: true,
+    });
     hls.on(Hls.Events.ERROR, (_, data) => {
       if (!data.fatal) return;
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !this.recovered) {
@@ -72,7 +82,7 @@ class Player {
       }
       if (this.stamps.length > MAX_STAMPS) this.stamps.splice(0, this.stamps.length - MAX_STAMPS);
     });
-    hls.loadSource(this.urls.hls);
+    hls.loadSource(url);
     hls.attachMedia(this.video);
     this.engine = { kind: 'hls', hls, destroy: () => hls.destroy() };
   }
@@ -492,6 +502,9 @@ async function refreshRoom() {
   } catch { /* shown by the connection state */ }
 }
 
+/** How the latency chip names each protocol. */
+const PROTO_NAMES = { hls: 'HLS', llhls: 'LL-HLS', flv: 'HTTP-FLV' };
+
 function setupControls(player, danmaku) {
   const pick = (proto) => {
     for (const b of document.querySelectorAll('.switch button')) b.classList.toggle('on', b.dataset.proto === proto);
@@ -557,7 +570,8 @@ function setupControls(player, danmaku) {
   setInterval(() => {
     const l = player.latency();
     const chip = $('latency');
-    chip.textContent = l ? `${player.proto.toUpperCase()} · ${l.secs.toFixed(1)} s latency` : `${(player.proto || '').toUpperCase()} · latency –`;
+    const name = Object.hasOwn(PROTO_NAMES, player.proto || '') ? PROTO_NAMES[player.proto] : '';
+    chip.textContent = l ? `${name} · ${l.secs.toFixed(1)} s latency` : `${name} · latency –`;
     chip.title = l ? `${l.secs.toFixed(2)} s ${l.what}` : 'not measured yet';
     chip.dataset.secs = l ? l.secs.toFixed(2) : '';
   }, 1000);
@@ -590,7 +604,7 @@ async function main() {
   const video = $('video');
   const overlay = $('player-overlay');
   const overlayText = $('player-overlay-text');
-  const player = new Player(video, { hls: '', flv: '' }, (status, why) => {
+  const player = new Player(video, { hls: '', llhls: '', flv: '' }, (status, why) => {
     document.body.dataset.player = status;
     if (status === 'playing') { overlay.hidden = true; $('live-badge').classList.remove('off'); return; }
     if (status === 'offline' || status === 'waiting') $('live-badge').classList.add('off');
@@ -605,11 +619,11 @@ async function main() {
 
   const cfg = await loadConfig();
   state.cfg = cfg;
-  player.urls = { hls: cfg.hls, flv: cfg.flv };
+  player.urls = { hls: cfg.hls, llhls: cfg.llhls, flv: cfg.flv };
   $('room-name').textContent = cfg.room;
   const pick = setupControls(player, danmaku);
   const wanted = new URLSearchParams(location.search).get('proto') || localStorage.getItem('livepulse.proto');
-  pick(wanted === 'flv' ? 'flv' : 'hls');
+  pick(Object.hasOwn(PROTO_NAMES, wanted || '') ? wanted : 'llhls');
   loadGifts();
 
   state.socket = new RoomSocket(cfg.room, async (fresh) => {

@@ -155,6 +155,12 @@ pub struct WebPage {
     /// HLS playlist the viewer page plays (normally through an edge).
     #[arg(long = "web-hls", default_value = "http://{host}:8081/live/demo.m3u8")]
     pub hls: String,
+    /// LL-HLS playlist the viewer page plays when LL-HLS is chosen (normally through an edge).
+    #[arg(
+        long = "web-llhls",
+        default_value = "http://{host}:8081/live/demo/ll.m3u8"
+    )]
+    pub llhls: String,
     /// HTTP-FLV URL the viewer page plays (normally through an edge).
     #[arg(long = "web-flv", default_value = "http://{host}:8081/live/demo.flv")]
     pub flv: String,
@@ -422,6 +428,7 @@ impl WebPage {
         }
         for (field, url) in [
             ("web.hls", &self.hls),
+            ("web.llhls", &self.llhls),
             ("web.flv", &self.flv),
             ("web.origin", &self.origin),
             ("web.edge", &self.edge),
@@ -530,6 +537,7 @@ mod tests {
             ("web.room", |c| c.web.room = "a room".into()),
             ("web.stream", |c| c.web.stream = "demo".into()),
             ("web.hls", |c| c.web.hls = "ftp://x/live/demo.m3u8".into()),
+            ("web.llhls", |c| c.web.llhls = "/live/demo/ll.m3u8".into()),
             ("web.flv", |c| c.web.flv = "http://x/a b.flv".into()),
             ("web.origin", |c| c.web.origin = String::new()),
             ("web.edge", |c| {

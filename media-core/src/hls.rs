@@ -5,7 +5,7 @@ pub mod ll;
 mod playlist;
 mod segmenter;
 
-pub use playlist::Playlist;
+pub use playlist::{ListedSegment, Playlist};
 pub use segmenter::{Segment, Segmenter, SegmenterConfig, TS_OFFSET_90K};
 
 use crate::avc::AvcError;

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+mod clock;
 pub mod config;
 pub mod flv;
 pub mod hls;

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests: external tools, origin startup, HTTP fetches.
 
+pub mod browser;
 pub mod nginx;
 
 use std::process::{Child, Command, Stdio};

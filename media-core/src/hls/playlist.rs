@@ -6,13 +6,19 @@ use std::collections::VecDeque;
 /// HLS protocol version declared by the playlist.
 const VERSION: usize = 3;
 
-/// One listed segment.
+/// One segment to list.
 #[derive(Debug, Clone)]
-struct Entry {
-    sequence: u64,
-    duration: f64,
-    uri: String,
-    discontinuity: bool,
+pub struct ListedSegment {
+    /// Media sequence number.
+    pub sequence: u64,
+    /// Duration in seconds.
+    pub duration: f64,
+    /// URI, relative to the playlist.
+    pub uri: String,
+    /// The segment follows a discontinuity (`EXT-X-DISCONTINUITY`).
+    pub discontinuity: bool,
+    /// Wall clock of its first frame in unix milliseconds (`EXT-X-PROGRAM-DATE-TIME`).
+    pub program_date_time_ms: u64,
 }
 
 /// A sliding-window live media playlist.
@@ -20,7 +26,7 @@ struct Entry {
 pub struct Playlist {
     window: usize,
     target_duration: u64,
-    entries: VecDeque<Entry>,
+    entries: VecDeque<ListedSegment>,
     media_sequence: u64,
     discontinuity_sequence: u64,
     ended: bool,
@@ -42,15 +48,10 @@ impl Playlist {
 
     /// Appends a segment and drops the oldest ones beyond the window. Dropping a segment marked
     /// as a discontinuity increments the discontinuity sequence.
-    pub fn push(&mut self, sequence: u64, duration: f64, uri: String, discontinuity: bool) {
-        let rounded = duration.max(0.0).round() as u64;
+    pub fn push(&mut self, entry: ListedSegment) {
+        let rounded = entry.duration.max(0.0).round() as u64;
         self.target_duration = self.target_duration.max(rounded);
-        self.entries.push_back(Entry {
-            sequence,
-            duration,
-            uri,
-            discontinuity,
-        });
+        self.entries.push_back(entry);
         while self.entries.len() > self.window {
             if let Some(dropped) = self.entries.pop_front() {
                 if dropped.discontinuity {
@@ -108,6 +109,10 @@ impl Playlist {
                     uri: e.uri.clone(),
                     duration: ((e.duration * 1000.0).round() / 1000.0) as f32,
                     discontinuity: e.discontinuity,
+                    program_date_time: i64::try_from(e.program_date_time_ms)
+                        .ok()
+                        .and_then(chrono::DateTime::from_timestamp_millis)
+                        .map(|t| t.fixed_offset()),
                     ..MediaSegment::default()
                 })
                 .collect(),
@@ -125,6 +130,16 @@ impl Playlist {
 mod tests {
     use super::*;
 
+    fn entry(sequence: u64, duration: f64, discontinuity: bool) -> ListedSegment {
+        ListedSegment {
+            sequence,
+            duration,
+            uri: format!("{sequence}.ts"),
+            discontinuity,
+            program_date_time_ms: 1_714_564_800_000 + sequence * 2000,
+        }
+    }
+
     fn parse(text: &str) -> MediaPlaylist {
         m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap()
     }
@@ -133,7 +148,7 @@ mod tests {
     fn window_slides_and_sequences_advance() {
         let mut playlist = Playlist::new(3, 2);
         for seq in 0..5 {
-            playlist.push(seq, 2.002, format!("{seq}.ts"), seq == 1 || seq == 3);
+            playlist.push(entry(seq, 2.002, seq == 1 || seq == 3));
         }
         assert_eq!(
             playlist.segments(),
@@ -157,19 +172,27 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![false, true, false]
         );
-        assert!(playlist.render().contains("#EXTINF:2.002,\n2.ts\n"));
+        assert!(playlist
+            .render()
+            .contains("#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:04.000Z\n#EXTINF:2.002,\n2.ts\n"));
+        let dated = parsed.segments.iter().map(|s| s.program_date_time);
+        let ms: Vec<i64> = dated.flatten().map(|t| t.timestamp_millis()).collect();
+        assert_eq!(
+            ms,
+            vec![1_714_564_804_000, 1_714_564_806_000, 1_714_564_808_000]
+        );
     }
 
     #[test]
     fn target_duration_never_decreases() {
         let mut playlist = Playlist::new(2, 2);
         assert_eq!(playlist.target_duration(), 2);
-        playlist.push(0, 2.4, "0.ts".into(), false);
+        playlist.push(entry(0, 2.4, false));
         assert_eq!(playlist.target_duration(), 2);
-        playlist.push(1, 4.6, "1.ts".into(), false);
+        playlist.push(entry(1, 4.6, false));
         assert_eq!(playlist.target_duration(), 5);
-        playlist.push(2, 2.0, "2.ts".into(), false);
-        playlist.push(3, 2.0, "3.ts".into(), false);
+        playlist.push(entry(2, 2.0, false));
+        playlist.push(entry(3, 2.0, false));
         assert_eq!(playlist.target_duration(), 5);
         assert_eq!(parse(&playlist.render()).target_duration, 5);
     }
@@ -177,7 +200,7 @@ mod tests {
     #[test]
     fn ended_playlist_has_endlist() {
         let mut playlist = Playlist::new(5, 2);
-        playlist.push(0, 1.5, "0.ts".into(), false);
+        playlist.push(entry(0, 1.5, false));
         assert!(!playlist.render().contains("#EXT-X-ENDLIST"));
         playlist.set_ended(true);
         assert!(playlist.render().ends_with("#EXT-X-ENDLIST\n"));

@@ -9,6 +9,7 @@ use media_core::hls::{Segment, Segmenter, SegmenterConfig};
 use parking_lot::RwLock;
 
 use super::store::{HlsStore, HlsStream};
+use crate::clock::unix_ms;
 use crate::config::HlsConfig;
 use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
@@ -169,7 +170,7 @@ fn publish(
                 );
             }
         }
-        out.write().add(seg, discontinuity);
+        out.write().add(seg, discontinuity, unix_ms());
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use media_core::hls::{Playlist, Segment};
+use media_core::hls::{ListedSegment, Playlist, Segment};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -26,6 +26,9 @@ pub struct HlsStream {
     owner: u64,
     /// The next segment follows another life of the stream.
     discontinuity: bool,
+    /// Input DTS (ms) and wall clock (unix ms) the segments are dated from: the first
+    /// segment's start, taken again after a discontinuity or a timestamp jump back.
+    clock: Option<(u64, u64)>,
 }
 
 /// Seconds of playlist requests remembered for the viewer estimate.
@@ -87,29 +90,49 @@ impl HlsStream {
             forced_cuts: 0,
             owner: 0,
             discontinuity: false,
+            clock: None,
         }
     }
 
-    /// Adds a finished segment, slides the window and re-renders the playlist.
-    pub fn add(&mut self, segment: Segment, discontinuity: bool) {
+    /// Adds a finished segment, ending at wall clock `now_unix_ms`, slides the window and
+    /// re-renders the playlist.
+    pub fn add(&mut self, segment: Segment, discontinuity: bool, now_unix_ms: u64) {
         let discontinuity = discontinuity || std::mem::take(&mut self.discontinuity);
         let seq = self.next_sequence;
         self.next_sequence += 1;
         if !segment.keyframe_start {
             self.forced_cuts += 1;
         }
-        self.playlist.push(
-            seq,
-            segment.duration,
-            format!("{}/{seq}.ts", self.name),
+        let program_date_time_ms = self.date(&segment, discontinuity, now_unix_ms);
+        self.playlist.push(ListedSegment {
+            sequence: seq,
+            duration: segment.duration,
+            uri: format!("{}/{seq}.ts", self.name),
             discontinuity,
-        );
+            program_date_time_ms,
+        });
         self.segments.push_back((seq, segment.data));
         while self.segments.len() > self.keep {
             self.segments.pop_front();
         }
         self.text = Bytes::from(self.playlist.render());
         self.changed.send_replace(seq + 1);
+    }
+
+    /// Wall clock of `segment`'s first frame: the clock's start advanced by input time, so
+    /// consecutive segments are dated exactly one duration apart.
+    fn date(&mut self, segment: &Segment, discontinuity: bool, now_unix_ms: u64) -> u64 {
+        let start = segment.start_dts_ms;
+        let (dts, wall) = match self.clock {
+            Some((dts, wall)) if !discontinuity && start >= dts => (dts, wall),
+            _ => {
+                let duration_ms = (segment.duration.clamp(0.0, 86_400.0) * 1000.0) as u64;
+                *self
+                    .clock
+                    .insert((start, now_unix_ms.saturating_sub(duration_ms)))
+            }
+        };
+        wall.saturating_add(start - dts)
     }
 
     /// The rendered playlist; empty until the first segment.
@@ -308,13 +331,38 @@ mod tests {
     }
 
     #[test]
+    fn segments_are_dated_by_input_time_from_the_first_one() {
+        let store = HlsStore::default();
+        let out = store.create("live/d", 5, 0, 1);
+        // The first segment ends at 10.000 s wall clock, so it began at 9.000 s; the next ones
+        // are dated by their DTS whenever they are added.
+        out.state.write().add(segment(0), false, 10_000);
+        out.state.write().add(segment(1), false, 11_250);
+        out.state.write().add(segment(0), true, 20_000);
+        let text = String::from_utf8_lossy(&out.state.read().playlist_text()).into_owned();
+        let dates: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                "1970-01-01T00:00:09.000Z",
+                "1970-01-01T00:00:10.000Z",
+                "1970-01-01T00:00:19.000Z"
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_new_life_survives_the_old_segmenter_leaving_late() {
         let store = HlsStore::default();
         let old = store.create("live/a", 3, 0, 1);
-        old.state.write().add(segment(0), false);
+        old.state.write().add(segment(0), false, 0);
         let new = store.create("live/a", 3, 0, 1);
         store.remove("live/a", &old);
-        new.state.write().add(segment(0), false);
+        new.state.write().add(segment(0), false, 0);
         assert_eq!(listed(&store, "live/a"), [0, 1], "taken over, not removed");
         let text = store.get("live/a").unwrap().read().playlist_text();
         assert!(String::from_utf8_lossy(&text).contains("#EXT-X-DISCONTINUITY"));
@@ -326,11 +374,11 @@ mod tests {
     fn a_new_life_after_the_old_one_left_carries_on() {
         let store = HlsStore::default();
         let old = store.create("live/a", 3, 0, 1);
-        old.state.write().add(segment(0), false);
-        old.state.write().add(segment(1), false);
+        old.state.write().add(segment(0), false, 0);
+        old.state.write().add(segment(1), false, 0);
         store.remove("live/a", &old);
         let new = store.create("live/a", 3, 0, 1);
-        new.state.write().add(segment(0), false);
+        new.state.write().add(segment(0), false, 0);
         assert_eq!(listed(&store, "live/a"), [2]);
         let text = String::from_utf8_lossy(&new.state.read().playlist_text()).into_owned();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2"), "{text}");

@@ -2,13 +2,14 @@
 //! batch of packager events wakes the requests held on the stream.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use media_core::flv::{self, VideoPacket};
 use media_core::hls::ll::{Event, LlHlsConfig, LlHlsError, Packager, VideoFrame};
 
 use super::store::{LlState, LlStore, LlStream};
+use crate::clock::unix_ms;
 use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
 
@@ -31,13 +32,6 @@ pub fn run(
             ));
         }
     }
-}
-
-/// The wall clock in unix milliseconds.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Feeds one hub frame to the packager: sequence headers, AVC access units and raw AAC
