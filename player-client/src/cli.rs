@@ -299,7 +299,13 @@ mod tests {
                 catch_up_ms: 3.2,
             }],
             errors: [("closed".to_string(), 1)].into(),
-            llhls: None,
+            llhls: Some(crate::LlHlsRequests {
+                playlists: 62,
+                blocking_playlists: 61,
+                parts: 67,
+                hinted_parts: 61,
+                inits: 1,
+            }),
             latency_histogram: crate::latency::Latency::new().histogram().clone(),
             live_latency_histogram: crate::latency::Latency::new().histogram().clone(),
         };
@@ -308,6 +314,10 @@ mod tests {
         assert!(text.contains("startup  12 ms"), "{text}");
         assert!(text.contains("errors   closed 1"), "{text}");
         assert!(text.contains("p50 -"), "{text}");
+        assert!(
+            text.contains("requests 62 playlists (61 blocking), 67 parts (61 preload hints)"),
+            "{text}"
+        );
         assert!(
             text.contains("join     95 frames before catching up with the live edge, in 3 ms"),
             "{text}"

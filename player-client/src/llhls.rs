@@ -439,14 +439,18 @@ impl Player {
             session.stats.discontinuity();
             session.stats.new_timeline();
         }
-        for f in media.frames {
-            session.stats.frame(f.track, f.dts_ms, f.keyframe, f.stamp);
-        }
         let start = self.media_end;
         self.media_end = start.saturating_add(media.duration);
         let play_from = *self
             .play_from
             .get_or_insert_with(|| start.saturating_add(part.trim));
+        // Frames before the start point are decoded only to reach it, never shown (as hls.js
+        // seeks past them): counted, but their stamps measure no latency a viewer sees.
+        let skip = play_from.saturating_sub(start);
+        for f in media.frames {
+            let stamp = f.stamp.filter(|_| f.offset >= skip);
+            session.stats.frame(f.track, f.dts_ms, f.keyframe, stamp);
+        }
         if self.media_end > play_from {
             session.stats.media(start.max(play_from), self.media_end);
         }

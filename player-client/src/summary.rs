@@ -91,7 +91,8 @@ pub struct Summary {
     pub discontinuities: u64,
     /// Successful reconnections after the source dropped or disappeared.
     pub reconnects: u64,
-    /// End-to-end latency from SEI stamps, every stamped frame (join bursts included).
+    /// End-to-end latency from SEI stamps, every stamped frame (join bursts included; LL-HLS
+    /// frames before the start point, decoded only to reach it, left out).
     pub latency: LatencySummary,
     /// End-to-end latency of the stamped frames received after catching up with the live edge
     /// (see [`crate::latency::LiveEdge`]): the cached frames of join bursts left out.

@@ -103,16 +103,13 @@ async fn plays_llhls_from_the_origin_and_through_the_edge_within_the_latency_bud
             "{name}: caught up with the live edge once"
         );
         assert!(live.samples > 400, "{name}: {live:?}");
-        let (p50, p99) = (
-            live.p50_ms.unwrap_or(f64::MAX),
-            live.p99_ms.unwrap_or(f64::MAX),
-        );
-        assert!(p50 <= 1500.0 && p99 <= 2000.0, "{name}: {live:?}");
-        let all = &s.latency;
-        assert!(
-            all.p50_ms.is_some_and(|p50| p50 <= 1500.0),
-            "{name}: {all:?}"
-        );
+        // Live latency, and over every presented frame, the join burst from the start point
+        // included.
+        for latency in [live, &s.latency] {
+            let p50 = latency.p50_ms.unwrap_or(f64::MAX);
+            let p99 = latency.p99_ms.unwrap_or(f64::MAX);
+            assert!(p50 <= 1500.0 && p99 <= 2000.0, "{name}: {latency:?}");
+        }
     }
     assert_followed_the_live_edge(&from_master, 4);
     assert!(from_master.url.ends_with("ll-master.m3u8"));

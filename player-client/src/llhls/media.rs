@@ -15,6 +15,8 @@ pub(crate) struct Frame {
     pub(crate) dts_ms: i64,
     pub(crate) keyframe: bool,
     pub(crate) stamp: Option<u64>,
+    /// Decode time after the part's first frame of the same track.
+    pub(crate) offset: Duration,
 }
 
 /// What a part holds.
@@ -39,6 +41,7 @@ pub(crate) fn read_part(
     let mut frames = Vec::with_capacity(samples.len());
     let (mut video_ticks, mut audio_ticks) = (0u64, 0u64);
     let (mut video_track, mut audio_track) = (None, None);
+    let mut first_times: Vec<(u32, u64)> = Vec::new();
     for sample in &samples {
         let Some(track) = init.track(sample.track_id) else {
             continue;
@@ -60,11 +63,19 @@ pub(crate) fn read_part(
             (Track::Video, Some(size)) if stamps => stamp_in_avcc(sample.data, size),
             _ => None,
         };
+        let first = match first_times.iter().find(|(id, _)| *id == track.id) {
+            Some(&(_, time)) => time,
+            None => {
+                first_times.push((track.id, sample.decode_time));
+                sample.decode_time
+            }
+        };
         frames.push(Frame {
             track: kind,
             dts_ms: i64::try_from(track.millis(sample.decode_time)).unwrap_or(i64::MAX),
             keyframe: kind == Track::Video && sample.is_sync,
             stamp,
+            offset: track.duration(sample.decode_time.saturating_sub(first)),
         });
     }
     let duration = match (video_track, audio_track) {
@@ -164,19 +175,22 @@ mod tests {
                     track: Track::Video,
                     dts_ms: 1000,
                     keyframe: true,
-                    stamp: Some(1_700_000_000_000_000)
+                    stamp: Some(1_700_000_000_000_000),
+                    offset: Duration::ZERO,
                 },
                 Frame {
                     track: Track::Video,
                     dts_ms: 1033,
                     keyframe: false,
-                    stamp: None
+                    stamp: None,
+                    offset: Duration::from_nanos(33_333_333),
                 },
                 Frame {
                     track: Track::Audio,
                     dts_ms: 1000,
                     keyframe: false,
-                    stamp: None
+                    stamp: None,
+                    offset: Duration::ZERO,
                 },
             ]
         );
