@@ -14,6 +14,8 @@ use business_server::protocol::{self, ClientMessage, ErrorCode, Incoming};
 use media_core::aac::{self, AudioSpecificConfig};
 use media_core::avc::{self, AvcConfig};
 use media_core::flv::{self, FlvError, Reader, Tag, VideoPacket};
+use media_core::fmp4::read::{self as fmp4_reader, Handler, InitInfo, TrackInfo};
+use media_core::hls::ll::parse as ll_parse;
 use media_core::rtmp::client::Goal;
 use media_core::rtmp::command::Command;
 use media_core::rtmp::{
@@ -38,6 +40,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("business_message", business_message),
     ("edge_request", edge_request),
     ("signed_url", signed_url),
+    ("fmp4_read", fmp4_read),
+    ("llhls_playlist", llhls_playlist),
 ];
 
 /// The RTMP chunk decoder and command decoder, through both session ends, on arbitrary bytes
@@ -634,5 +638,63 @@ pub fn signed_url(data: &[u8]) {
             Ok(()),
             "{upstream:?}"
         );
+    }
+}
+
+/// The fMP4 reader: the input as an init segment, and its fragments read with the tracks of a
+/// fixed init segment (H.264 track 1 at 90 kHz, AAC track 2 at 44.1 kHz) and with the tracks
+/// the input declares itself. Tracks and samples stay within their caps, every sample belongs
+/// to a declared track and its data lies within the input.
+pub fn fmp4_read(data: &[u8]) {
+    let track = |id, timescale, handler, nalu_length_size| TrackInfo {
+        id,
+        timescale,
+        handler,
+        nalu_length_size,
+        defaults: Default::default(),
+    };
+    let fixed = InitInfo {
+        tracks: vec![
+            track(1, 90_000, Handler::Video, Some(4)),
+            track(2, 44_100, Handler::Audio, None),
+        ],
+    };
+    let own = fmp4_reader::read_init(data).ok();
+    if let Some(init) = &own {
+        assert!(init.tracks.len() <= fmp4_reader::MAX_TRACKS);
+        assert!(init.tracks.iter().all(|t| t.timescale > 0));
+    }
+    for init in [Some(&fixed), own.as_ref()].into_iter().flatten() {
+        let Ok(samples) = fmp4_reader::read_samples(data, init) else {
+            continue;
+        };
+        assert!(samples.len() <= fmp4_reader::MAX_SAMPLES);
+        for s in &samples {
+            let track = init.track(s.track_id).expect("a declared track");
+            assert!(s.data.len() <= data.len());
+            assert!(
+                track.duration(s.decode_time).as_millis()
+                    >= u128::from(track.millis(s.decode_time))
+            );
+        }
+    }
+}
+
+/// The LL-HLS media playlist reader, strict and lenient, on the input as text: Media Sequence
+/// Numbers count up from the first listed segment, and the segment being written (if any)
+/// follows the last complete one.
+pub fn llhls_playlist(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for parsed in [ll_parse::parse(&text), ll_parse::parse_lenient(&text)] {
+        let Ok(p) = parsed else {
+            continue;
+        };
+        for pair in p.segments.windows(2) {
+            assert!(pair[1].msn == pair[0].msn.saturating_add(1), "{pair:?}");
+        }
+        if let Some(open) = &p.open {
+            assert_eq!(open.msn, p.open_msn());
+            assert!(!open.parts.is_empty());
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct LoadArgs {
 enum LoadCommand {
     /// HLS viewers.
     HlsPlay(PlayCmd),
+    /// Low-latency HLS viewers (parts, blocking reloads, preload hints), as hls.js plays.
+    LlhlsPlay(PlayCmd),
     /// HTTP-FLV viewers.
     FlvPlay(PlayCmd),
     /// RTMP viewers.
@@ -303,6 +305,7 @@ fn scenario_of(args: &LoadArgs) -> anyhow::Result<Option<(Scenario, RunFlags)>> 
     };
     let (scenario, flags) = match cmd {
         LoadCommand::HlsPlay(c) => (play(DriverSpec::HlsPlay, "hls-play", c), &c.flags),
+        LoadCommand::LlhlsPlay(c) => (play(DriverSpec::LlHlsPlay, "llhls-play", c), &c.flags),
         LoadCommand::FlvPlay(c) => (play(DriverSpec::FlvPlay, "flv-play", c), &c.flags),
         LoadCommand::RtmpPlay(c) => (play(DriverSpec::RtmpPlay, "rtmp-play", c), &c.flags),
         LoadCommand::RtmpPublish(c) => (
@@ -485,6 +488,23 @@ mod tests {
         assert_eq!(flags.shard, Shard { index: 1, count: 2 });
         let a = parse(&["hls-play", "rtmp://127.0.0.1/live/s"]);
         assert!(scenario_of(&a).is_err(), "protocol mismatch is reported");
+        let a = parse(&[
+            "llhls-play",
+            "http://127.0.0.1:8080/live/s/ll.m3u8",
+            "--viewers",
+            "3",
+        ]);
+        let (s, _) = scenario_of(&a).expect("ok").expect("a run");
+        assert_eq!(s.workloads[0].driver.kind(), "llhls-play");
+        assert!(matches!(
+            s.workloads[0].model,
+            ModelSpec::Closed { users: 3, .. }
+        ));
+        for url in ["http://h/live/s/ll-master.m3u8", "http://h/live/s.m3u8"] {
+            assert!(scenario_of(&parse(&["llhls-play", url])).is_ok(), "{url}");
+        }
+        let a = parse(&["llhls-play", "http://127.0.0.1/live/s.flv"]);
+        assert!(scenario_of(&a).is_err());
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub struct MediaTotals {
     pub join_burst_frames: u64,
     /// Sessions with stamped frames that never caught up with the live edge.
     pub never_caught_up: u64,
+    /// Sessions that played LL-HLS.
+    pub llhls_sessions: u64,
+    /// LL-HLS media playlist requests.
+    pub playlist_requests: u64,
+    /// LL-HLS blocking playlist reloads.
+    pub blocking_playlist_requests: u64,
+    /// LL-HLS part requests.
+    pub part_requests: u64,
+    /// LL-HLS requests for preload-hinted parts.
+    pub hinted_part_requests: u64,
 }
 
 /// One second of the timeline.

@@ -127,6 +127,55 @@ pub struct MediaReport {
     /// Sessions with stamped frames that never caught up (absent from `live_latency`).
     #[serde(default)]
     pub never_caught_up: u64,
+    /// LL-HLS requests, when sessions played LL-HLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llhls: Option<LlHlsReport>,
+}
+
+/// LL-HLS requests over the sessions that played LL-HLS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlHlsReport {
+    /// Sessions that played LL-HLS.
+    pub sessions: u64,
+    /// Media playlist requests.
+    pub playlist_requests: u64,
+    /// Blocking playlist reloads (`_HLS_msn`/`_HLS_part`), held until their part exists.
+    pub blocking_playlist_requests: u64,
+    /// Part requests.
+    pub part_requests: u64,
+    /// Requests for the part named by `EXT-X-PRELOAD-HINT`.
+    pub hinted_part_requests: u64,
+    /// `playlist_requests / sessions`.
+    pub playlist_requests_per_viewer: f64,
+    /// `blocking_playlist_requests / sessions`.
+    pub blocking_playlist_requests_per_viewer: f64,
+    /// `part_requests / sessions`.
+    pub part_requests_per_viewer: f64,
+}
+
+impl LlHlsReport {
+    /// Adds another report's counters.
+    fn add(&mut self, other: &LlHlsReport) {
+        self.sessions += other.sessions;
+        self.playlist_requests += other.playlist_requests;
+        self.blocking_playlist_requests += other.blocking_playlist_requests;
+        self.part_requests += other.part_requests;
+        self.hinted_part_requests += other.hinted_part_requests;
+    }
+
+    /// Recomputes the per-viewer averages.
+    fn derive(&mut self) {
+        let per = |n: u64| {
+            if self.sessions > 0 {
+                n as f64 / self.sessions as f64
+            } else {
+                0.0
+            }
+        };
+        self.playlist_requests_per_viewer = per(self.playlist_requests);
+        self.blocking_playlist_requests_per_viewer = per(self.blocking_playlist_requests);
+        self.part_requests_per_viewer = per(self.part_requests);
+    }
 }
 
 /// One second of the timeline.
@@ -279,6 +328,14 @@ impl WorkloadReport {
                 joins_caught_up: r.media.joins_caught_up,
                 join_burst_frames: r.media.join_burst_frames,
                 never_caught_up: r.media.never_caught_up,
+                llhls: (r.media.llhls_sessions > 0).then(|| LlHlsReport {
+                    sessions: r.media.llhls_sessions,
+                    playlist_requests: r.media.playlist_requests,
+                    blocking_playlist_requests: r.media.blocking_playlist_requests,
+                    part_requests: r.media.part_requests,
+                    hinted_part_requests: r.media.hinted_part_requests,
+                    ..LlHlsReport::default()
+                }),
                 ..MediaReport::default()
             }),
             timeline,
@@ -321,6 +378,9 @@ impl WorkloadReport {
             } else {
                 0.0
             };
+            if let Some(ll) = &mut m.llhls {
+                ll.derive();
+            }
         }
     }
 }
@@ -432,6 +492,13 @@ fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<(
             a.joins_caught_up += b.joins_caught_up;
             a.join_burst_frames += b.join_burst_frames;
             a.never_caught_up += b.never_caught_up;
+            a.llhls = match (a.llhls.take(), b.llhls) {
+                (Some(mut x), Some(y)) => {
+                    x.add(&y);
+                    Some(x)
+                }
+                (x, y) => x.or(y),
+            };
             Some(a)
         }
         (a, b) => a.or(b),
@@ -691,5 +758,69 @@ mod tests {
             text.contains("join: 5 joins caught up with the live edge after 120.0 frames"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn llhls_requests_per_viewer_reach_the_report_and_merge() {
+        let t0 = Instant::now();
+        let viewers = |sessions: u64, parts: u64| {
+            let m = Metrics::new(t0);
+            m.media(|t| {
+                t.sessions += sessions;
+                t.llhls_sessions += sessions;
+                t.playlist_requests += parts + sessions;
+                t.blocking_playlist_requests += parts;
+                t.part_requests += parts;
+                t.hinted_part_requests += parts / 2;
+            });
+            let mut info = info();
+            info.driver = "llhls-play".into();
+            info.primary = "startup".into();
+            WorkloadReport::build(info, m.finish(), 0, t0)
+        };
+        let one = viewers(2, 120);
+        let ll = one.media.as_ref().and_then(|m| m.llhls.clone());
+        let ll = ll.expect("LL-HLS requests");
+        assert_eq!(
+            (ll.part_requests_per_viewer, ll.playlist_requests_per_viewer),
+            (60.0, 61.0)
+        );
+        let json = serde_json::to_value(&one).expect("serializes");
+        assert_eq!(
+            json["media"]["llhls"]["blocking_playlist_requests_per_viewer"],
+            60.0
+        );
+        let report = |shard, w| Report {
+            schema: SCHEMA.into(),
+            scenario: "s".into(),
+            started_unix_ms: 0,
+            duration_secs: 10.0,
+            shards: vec![Shard {
+                index: shard,
+                count: 2,
+            }],
+            generators: Vec::new(),
+            workloads: vec![w],
+            thresholds: Vec::new(),
+            passed: true,
+        };
+        let merged =
+            Report::merge(vec![report(0, one), report(1, viewers(1, 90))]).expect("merges");
+        let media = merged.workloads[0].media.as_ref().expect("player workload");
+        let ll = media.llhls.as_ref().expect("LL-HLS requests");
+        assert_eq!(
+            (ll.sessions, ll.part_requests, ll.hinted_part_requests),
+            (3, 210, 105)
+        );
+        assert_eq!(ll.part_requests_per_viewer, 70.0);
+        let text = crate::text::render(&merged);
+        assert!(
+            text.contains("ll-hls: 3 sessions; per viewer 71.0 playlist requests (70.0 blocking), 70.0 part requests"),
+            "{text}"
+        );
+        // Reports without LL-HLS sessions read and write as before.
+        let flv = WorkloadReport::build(info(), Metrics::new(t0).finish(), 0, t0);
+        let json = serde_json::to_value(&flv).expect("serializes");
+        assert!(json.get("media").is_none_or(|m| m.get("llhls").is_none()));
     }
 }

@@ -314,6 +314,24 @@ model = { kind = "pulse", count = 1000, window = "0ms", at = "10s", repeat = 2, 
     }
 
     #[test]
+    fn llhls_play_is_a_driver_kind() {
+        let s = Scenario::from_toml(
+            r#"
+name = "ll"
+duration = "10s"
+
+[[workload]]
+name = "viewers"
+driver = { kind = "llhls-play", url = "http://127.0.0.1:8080/live/s{n}/ll.m3u8" }
+model = { kind = "closed", users = 3 }
+"#,
+        )
+        .expect("valid scenario");
+        assert!(matches!(s.workloads[0].driver, DriverSpec::LlHlsPlay(_)));
+        assert_eq!(s.workloads[0].driver.primary(), "startup");
+    }
+
+    #[test]
     fn mistakes_are_reported() {
         let typo = EXAMPLE.replace("ramp =", "rmap =");
         assert!(Scenario::from_toml(&typo).is_err());

@@ -63,6 +63,18 @@ pub fn render(report: &Report) -> String {
                 m.live_latency_samples,
                 m.latency_samples
             );
+            if let Some(ll) = &m.llhls {
+                let _ = writeln!(
+                    s,
+                    "  ll-hls: {} sessions; per viewer {:.1} playlist requests ({:.1} blocking), {:.1} part requests ({} of {} in all were preload hints)",
+                    ll.sessions,
+                    ll.playlist_requests_per_viewer,
+                    ll.blocking_playlist_requests_per_viewer,
+                    ll.part_requests_per_viewer,
+                    ll.hinted_part_requests,
+                    ll.part_requests
+                );
+            }
         }
         if !w.outcomes.is_empty() {
             let _ = writeln!(s, "  outcomes: {}", pairs(&w.outcomes));

@@ -5,13 +5,14 @@
 //! [`Movie::init_segment`] writes the header once per rendition. [`Movie::fragment`] writes one
 //! `moof` + `mdat` from whatever samples of each track fall in it, so an LL-HLS part is one
 //! call and a segment is its parts back to back. Sequence numbers and decode times come from the
-//! caller; nothing is kept between fragments.
+//! caller; nothing is kept between fragments. [`read`] reads both back, as a player does.
 //!
 //! Timescales: video runs at 90 kHz ([`VIDEO_TIMESCALE`]), the clock of MPEG-TS, to which RTMP's
 //! milliseconds convert exactly ([`ms_to_90k`]); audio runs at its sample rate, so every AAC frame
 //! lasts exactly 1024 ticks and audio timestamps never drift by rounding.
 
 mod init;
+pub mod read;
 #[cfg(test)]
 mod tests;
 

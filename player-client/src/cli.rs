@@ -12,7 +12,8 @@ use crate::{play, PlayOptions, Progress, Protocol, Summary};
 /// Arguments of `play`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlayArgs {
-    /// What to play: rtmp://host/app/stream, http(s)://host/app/stream.m3u8 or .flv.
+    /// What to play: rtmp://host/app/stream, http(s)://host/app/stream.m3u8 or .flv, or an
+    /// LL-HLS playlist such as http(s)://host/app/stream/ll.m3u8.
     pub url: String,
     /// Stop after this long (e.g. 30s, 2m, 1m30s, 500ms); without it, play until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
@@ -137,6 +138,7 @@ pub fn human(s: &Summary) -> String {
     let mut out = String::new();
     let protocol = s.protocol.map_or("unknown protocol", |p| match p {
         Protocol::Hls => "HLS",
+        Protocol::LlHls => "LL-HLS",
         Protocol::HttpFlv => "HTTP-FLV",
         Protocol::Rtmp => "RTMP",
     });
@@ -207,6 +209,13 @@ pub fn human(s: &Summary) -> String {
         "checks   DTS backwards video {} audio {}, discontinuities {}",
         s.dts_backwards.video, s.dts_backwards.audio, s.discontinuities
     );
+    if let Some(r) = &s.llhls {
+        let _ = writeln!(
+            out,
+            "requests {} playlists ({} blocking), {} parts ({} preload hints), {} init segments",
+            r.playlists, r.blocking_playlists, r.parts, r.hinted_parts, r.inits
+        );
+    }
     if !s.errors.is_empty() {
         let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(out, "errors   {}", errors.join(", "));
@@ -290,6 +299,13 @@ mod tests {
                 catch_up_ms: 3.2,
             }],
             errors: [("closed".to_string(), 1)].into(),
+            llhls: Some(crate::LlHlsRequests {
+                playlists: 62,
+                blocking_playlists: 61,
+                parts: 67,
+                hinted_parts: 61,
+                inits: 1,
+            }),
             latency_histogram: crate::latency::Latency::new().histogram().clone(),
             live_latency_histogram: crate::latency::Latency::new().histogram().clone(),
         };
@@ -298,6 +314,10 @@ mod tests {
         assert!(text.contains("startup  12 ms"), "{text}");
         assert!(text.contains("errors   closed 1"), "{text}");
         assert!(text.contains("p50 -"), "{text}");
+        assert!(
+            text.contains("requests 62 playlists (61 blocking), 67 parts (61 preload hints)"),
+            "{text}"
+        );
         assert!(
             text.contains("join     95 frames before catching up with the live edge, in 3 ms"),
             "{text}"

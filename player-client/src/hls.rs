@@ -1,5 +1,6 @@
 //! HLS playback: playlist polling, sequential segment downloads demuxed as they stream in,
-//! and the buffer fed one whole segment at a time (as hls.js appends them).
+//! and the buffer fed one whole segment at a time (as hls.js appends them). A media playlist
+//! with `EXT-X-PART-INF` is handed to LL-HLS playback.
 
 pub mod playlist;
 mod poll;
@@ -15,8 +16,10 @@ use tokio::time::{sleep_until, timeout, Instant};
 use crate::error::{Failure, PlayErrorKind};
 use crate::http::{request_failure, status_failure};
 use crate::latency::stamp_in_annexb;
+use crate::llhls;
 use crate::session::Session;
 use crate::stats::Track;
+use crate::summary::Protocol;
 use playlist::{Entry, Parsed, Rejected};
 use poll::Poller;
 
@@ -81,8 +84,15 @@ pub(crate) async fn play(url: &str, session: &mut Session<'_>) -> Result<(), Pla
                 continue;
             }
         };
+        if llhls::is_low_latency(&body) {
+            session.stats.set_protocol(Protocol::LlHls);
+            return llhls::play(&player.media_url, body, session).await;
+        }
         let list = match playlist::parse(&player.media_url, &body) {
-            Ok(Parsed::Media(list)) => list,
+            Ok(Parsed::Media(list)) => {
+                session.stats.set_protocol(Protocol::Hls);
+                list
+            }
             Ok(Parsed::Master(variant)) if hops < MAX_MASTER_HOPS => {
                 hops += 1;
                 player.media_url = variant;

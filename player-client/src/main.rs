@@ -4,7 +4,7 @@ use clap::Parser;
 use player_client::cli::{run, PlayArgs};
 use tracing_subscriber::EnvFilter;
 
-/// Plays HLS, HTTP-FLV or RTMP like a real player and reports startup, stalls and latency.
+/// Plays HLS, LL-HLS, HTTP-FLV or RTMP like a real player and reports startup, stalls and latency.
 #[derive(Parser)]
 #[command(name = "player-client", version)]
 struct Cli {

@@ -95,6 +95,14 @@ impl<'a> Session<'a> {
     /// Handles a failed connection: counts it and waits out the backoff (still reporting
     /// progress), or ends the session when the failure is fatal or the outage lasted too long.
     pub(crate) async fn retry(&mut self, failure: Failure) -> Result<(), PlayErrorKind> {
+        let delay = self.failed(failure)?;
+        self.wait(delay).await;
+        Ok(())
+    }
+
+    /// Counts a failed request and returns how long to back off before the next attempt, or
+    /// ends the session when the failure is fatal or the outage lasted too long.
+    pub(crate) fn failed(&mut self, failure: Failure) -> Result<Duration, PlayErrorKind> {
         let (kind, message) = match failure {
             Failure::Fatal(kind) => return Err(kind),
             Failure::Retry(kind, message) => (kind, message),
@@ -109,8 +117,7 @@ impl<'a> Session<'a> {
             });
         };
         tracing::warn!(url = self.stats.url(), "{message}; retrying in {delay:?}");
-        self.wait(delay).await;
-        Ok(())
+        Ok(delay)
     }
 
     /// Sleeps for `delay` (or until the session ends) while reporting progress.

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use crate::latency::{unix_micros, Latency, LiveEdge};
 use crate::qoe::{Buffer, QoeConfig};
-use crate::summary::{PerTrack, Progress, Protocol, Summary};
+use crate::summary::{LlHlsRequests, PerTrack, Progress, Protocol, Summary};
 
 /// An elementary stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub(crate) struct Stats {
     discontinuities: u64,
     reconnects: u64,
     errors: BTreeMap<String, u64>,
+    llhls: Option<LlHlsRequests>,
     tick_at: Duration,
     tick_bytes: u64,
 }
@@ -58,6 +59,7 @@ impl Stats {
             discontinuities: 0,
             reconnects: 0,
             errors: BTreeMap::new(),
+            llhls: None,
             tick_at: Duration::ZERO,
             tick_bytes: 0,
         }
@@ -70,6 +72,16 @@ impl Stats {
 
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The protocol the stream turned out to use (an HLS URL may serve LL-HLS).
+    pub(crate) fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = Some(protocol);
+    }
+
+    /// The LL-HLS request counters, created on first use.
+    pub(crate) fn llhls(&mut self) -> &mut LlHlsRequests {
+        self.llhls.get_or_insert_with(LlHlsRequests::default)
     }
 
     pub(crate) fn add_bytes(&mut self, n: usize) {
@@ -202,6 +214,7 @@ impl Stats {
             live_latency: live_edge.live().summary(),
             joins: live_edge.joins().to_vec(),
             errors: self.errors.clone(),
+            llhls: self.llhls,
             latency_histogram: self.latency.histogram().clone(),
             live_latency_histogram: live_edge.live().histogram().clone(),
         }

@@ -14,6 +14,8 @@ use crate::qoe::PlayState;
 pub enum Protocol {
     /// HLS over HTTP(S).
     Hls,
+    /// Low-latency HLS: fMP4 parts, blocking playlist reloads and preload hints.
+    LlHls,
     /// HTTP-FLV.
     HttpFlv,
     /// RTMP play.
@@ -36,13 +38,29 @@ impl PerTrack {
     }
 }
 
+/// Requests of an LL-HLS session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LlHlsRequests {
+    /// Media playlist requests, blocking or not.
+    pub playlists: u64,
+    /// Blocking playlist reloads (`_HLS_msn`, `_HLS_part`), held by the server until the part
+    /// they name exists.
+    pub blocking_playlists: u64,
+    /// Part requests, listed or hinted.
+    pub parts: u64,
+    /// Requests for the part named by `EXT-X-PRELOAD-HINT`, held by the server until it exists.
+    pub hinted_parts: u64,
+    /// Init segment requests.
+    pub inits: u64,
+}
+
 /// The result of a playback session. Field names are stable; durations are in the unit their
 /// name ends with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     /// The URL played.
     pub url: String,
-    /// `hls`, `http-flv` or `rtmp`; `null` for a URL no protocol matched.
+    /// `hls`, `ll-hls`, `http-flv` or `rtmp`; `null` for a URL no protocol matched.
     pub protocol: Option<Protocol>,
     /// Wall time from the start of the session to the start of playback; `null` if playback
     /// never started.
@@ -69,11 +87,12 @@ pub struct Summary {
     pub first_video_keyframe: Option<bool>,
     /// Frames whose DTS went backwards within a connection or segment run, per track.
     pub dts_backwards: PerTrack,
-    /// HLS discontinuities followed (`EXT-X-DISCONTINUITY`, skipped segments).
+    /// HLS discontinuities followed (`EXT-X-DISCONTINUITY`, skipped segments or parts).
     pub discontinuities: u64,
     /// Successful reconnections after the source dropped or disappeared.
     pub reconnects: u64,
-    /// End-to-end latency from SEI stamps, every stamped frame (join bursts included).
+    /// End-to-end latency from SEI stamps, every stamped frame (join bursts included; LL-HLS
+    /// frames before the start point, decoded only to reach it, left out).
     pub latency: LatencySummary,
     /// End-to-end latency of the stamped frames received after catching up with the live edge
     /// (see [`crate::latency::LiveEdge`]): the cached frames of join bursts left out.
@@ -83,6 +102,8 @@ pub struct Summary {
     pub joins: Vec<Join>,
     /// Errors seen, by kind (e.g. `connect`, `http_404`, `http_5xx`, `idle`, `closed`).
     pub errors: BTreeMap<String, u64>,
+    /// Requests of an LL-HLS session; `null` for other protocols.
+    pub llhls: Option<LlHlsRequests>,
     /// Every latency sample in microseconds, for exact aggregation over many sessions.
     #[serde(skip)]
     pub latency_histogram: Histogram<u32>,

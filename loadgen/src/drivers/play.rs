@@ -1,6 +1,7 @@
-//! `hls-play`, `flv-play`, `rtmp-play`: one viewer per user with the player library's QoE
-//! metrics (startup, stalls, end-to-end latency from SEI stamps, live latency and the join
-//! burst before catching up with the live edge, bytes).
+//! `hls-play`, `llhls-play`, `flv-play`, `rtmp-play`: one viewer per user with the player
+//! library's QoE metrics (startup, stalls, end-to-end latency from SEI stamps, live latency and
+//! the join burst before catching up with the live edge, bytes; for LL-HLS, playlist and part
+//! requests).
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,8 @@ fn sampled(index: u64, share: f64) -> bool {
 }
 
 impl PlaySpec {
-    /// Checks that the URL matches the driver's protocol and the sample is a share.
+    /// Checks that the URL matches the driver's protocol and the sample is a share. Either HLS
+    /// driver takes any `.m3u8` URL: the player plays LL-HLS wherever the playlist has parts.
     pub fn check(&self, want: Protocol) -> anyhow::Result<()> {
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.qoe_sample),
@@ -54,11 +56,13 @@ impl PlaySpec {
         );
         let url = expand(&self.url, 0);
         let got = player_client::protocol_of(&url);
+        let hls = |p: Option<Protocol>| matches!(p, Some(Protocol::Hls | Protocol::LlHls));
         anyhow::ensure!(
-            got == Some(want),
+            got == Some(want) || (hls(Some(want)) && hls(got)),
             "{url:?} is not a {} URL",
             match want {
                 Protocol::Hls => "HLS (http://….m3u8)",
+                Protocol::LlHls => "LL-HLS (http://…/ll.m3u8)",
                 Protocol::HttpFlv => "HTTP-FLV (http://….flv)",
                 Protocol::Rtmp => "RTMP (rtmp://…)",
             }
@@ -161,6 +165,13 @@ impl Player {
             t.joins_caught_up += s.joins.len() as u64;
             t.join_burst_frames += s.joins.iter().map(|j| j.burst_frames).sum::<u64>();
             t.never_caught_up += u64::from(s.latency.samples > 0 && s.joins.is_empty());
+            if let Some(r) = &s.llhls {
+                t.llhls_sessions += 1;
+                t.playlist_requests += r.playlists;
+                t.blocking_playlist_requests += r.blocking_playlists;
+                t.part_requests += r.parts;
+                t.hinted_part_requests += r.hinted_parts;
+            }
         });
     }
 }

@@ -703,3 +703,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sample_stream_reads_back_through_the_reader() {
+    let (file, video_count, audio_count) = sample_file();
+    let (_, _, flv_video, flv_audio) = sample_stream();
+    let init = read::read_init(&file).unwrap();
+    let samples = read::read_samples(&file, &init).unwrap();
+    let (video, audio): (Vec<&read::ReadSample<'_>>, Vec<_>) =
+        samples.iter().partition(|s| s.track_id == 1);
+    assert_eq!((video.len(), audio.len()), (video_count, audio_count));
+    for (read, flv) in video.iter().zip(&flv_video) {
+        assert_eq!(read.decode_time, ms_to_90k(flv.dts_ms).unwrap());
+        assert_eq!(read.composition_offset, i64::from(flv.cts_ms) * 90);
+        assert_eq!((read.is_sync, read.data), (flv.keyframe, &flv.data[..]));
+    }
+    for (read, flv) in audio.iter().zip(&flv_audio) {
+        assert!(read.is_sync);
+        assert_eq!(read.data, &flv.data[..]);
+    }
+}

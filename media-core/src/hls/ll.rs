@@ -30,10 +30,15 @@
 //! `live/cam/ll/init{init}.mp4`; the text around them is the caller's (relative to the
 //! playlist's URL or absolute). Init segments are numbered so that a changed codec
 //! configuration gets a new URI and caches can keep every init as immutable.
+//!
+//! # Reading
+//! [`parse`] reads a media playlist back into its segments, parts, preload hint and server
+//! control values: strictly for the spec checker, leniently for players.
 
 #[doc(hidden)]
 pub mod check;
 mod packager;
+pub mod parse;
 mod playlist;
 mod request;
 #[cfg(test)]
