@@ -447,8 +447,9 @@ pub fn parse(text: &str) -> Result<Playlist, String> {
     Ok(p)
 }
 
-/// Whether the first video sample of a part (`moof` + `mdat`) holds an IDR slice; `None` when
-/// the part has no video. The video track and its NALU length size come from `init`.
+/// Whether the first video sample of a part (one or more `moof` + `mdat` chunks; the first
+/// `moof` is read) holds an IDR slice; `None` when the part has no video. The video track and
+/// its NALU length size come from `init`.
 pub fn first_video_sample_is_idr(init: &[u8], part: &[u8]) -> Result<Option<bool>, String> {
     let Some((track_id, length_size)) = video_track(init)? else {
         return Ok(None);
