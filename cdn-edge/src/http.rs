@@ -130,7 +130,7 @@ const DIRECTIVES: [&str; 3] = ["_HLS_msn", "_HLS_part", "_HLS_skip"];
 pub struct RequestKey {
     /// The cache key.
     pub key: String,
-    /// Playlist, blocking playlist or media.
+    /// Playlist, blocking playlist, LL-HLS part or other media.
     pub kind: Kind,
 }
 
@@ -138,12 +138,16 @@ pub struct RequestKey {
 /// directives, parsed and written back in one order (`_HLS_msn`, `_HLS_part`, `_HLS_skip`,
 /// numbers without leading zeros) so that every spelling of one request shares one entry and
 /// one origin request. Directives that do not parse are an error (answer 400); other paths
-/// ignore them.
+/// ignore them. A `.m4s` path is an LL-HLS part or segment.
 pub fn request_key(uri: &Uri, key_params: &[String]) -> Result<RequestKey, DirectiveError> {
     if !uri.path().ends_with(".m3u8") {
+        let kind = match uri.path().ends_with(".m4s") {
+            true => Kind::Part,
+            false => Kind::Media,
+        };
         return Ok(RequestKey {
             key: cache_key(uri, key_params),
-            kind: Kind::Media,
+            kind,
         });
     }
     let directives = Directives::parse(uri.query().unwrap_or_default())?;
@@ -236,7 +240,7 @@ async fn serve(
             let fetcher = edge.clone();
             let attempts = match kind {
                 Kind::BlockingPlaylist => HELD_FETCH_ATTEMPTS,
-                Kind::Playlist | Kind::Media => FETCH_ATTEMPTS,
+                Kind::Playlist | Kind::Part | Kind::Media => FETCH_ATTEMPTS,
             };
             let (result, role) = edge
                 .flight
@@ -309,20 +313,25 @@ fn too_many_held() -> Arc<Object> {
 }
 
 /// Fetches `key` from the origins. Playlists and non-200 answers are read whole and
-/// stored if the policy allows; other bodies are handed out as they arrive and stored
-/// once complete. A blocking playlist request waits up to the held timeout for its
-/// answer, and at most `max_held_fetches` of them are under way at once.
+/// stored if the policy allows; other bodies (a part the origin streams while it fills
+/// included) are handed out as they arrive and stored once complete. A blocking playlist or
+/// LL-HLS part request waits up to the held timeout for its answer and takes the origin's
+/// `503` (held too long) as that answer; at most `max_held_fetches` blocking playlist requests
+/// are under way at once.
 async fn fill(edge: &Arc<Edge>, key: &str, kind: Kind) -> Result<Arc<Object>, String> {
-    let held = (kind == Kind::BlockingPlaylist).then(|| edge.config.held_timeout());
-    let _slot = match held {
-        Some(_) => match HeldSlot::take(&edge.metrics, edge.config.max_held_fetches) {
-            Some(slot) => Some(slot),
-            None => {
-                edge.metrics.held_refused.inc();
-                return Ok(too_many_held());
+    let held =
+        matches!(kind, Kind::BlockingPlaylist | Kind::Part).then(|| edge.config.held_timeout());
+    let _slot = match kind {
+        Kind::BlockingPlaylist => {
+            match HeldSlot::take(&edge.metrics, edge.config.max_held_fetches) {
+                Some(slot) => Some(slot),
+                None => {
+                    edge.metrics.held_refused.inc();
+                    return Ok(too_many_held());
+                }
             }
-        },
-        None => None,
+        }
+        Kind::Playlist | Kind::Part | Kind::Media => None,
     };
     let fetched = edge.upstream.fetch(key, held).await?;
     let now = Instant::now();
@@ -333,7 +342,7 @@ async fn fill(edge: &Arc<Edge>, key: &str, kind: Kind) -> Result<Arc<Object>, St
         fetched_at: now,
         origin_age: fetched.age,
     };
-    if fetched.status != 200 || kind != Kind::Media {
+    if fetched.status != 200 || matches!(kind, Kind::Playlist | Kind::BlockingPlaylist) {
         let body = fetched.response.bytes().await.map_err(|e| e.to_string())?;
         edge.metrics.back_origin_bytes.inc_by(body.len() as u64);
         return Ok(store(edge, key, kind, meta, body));
@@ -606,7 +615,7 @@ mod tests {
             let part = key(&format!("/live/s/ll-5.1.m4s?{bad}"), &[]).unwrap();
             assert_eq!(
                 (part.key.as_str(), part.kind),
-                ("/live/s/ll-5.1.m4s", Kind::Media)
+                ("/live/s/ll-5.1.m4s", Kind::Part)
             );
         }
     }

@@ -23,7 +23,11 @@ pub enum Kind {
     /// An LL-HLS blocking playlist request (`_HLS_msn`): the origin holds it until the part
     /// exists, and its answer never changes for that URL.
     BlockingPlaylist,
-    /// Anything else: segments, parts, init segments, keys.
+    /// An LL-HLS part or segment (`.m4s`): the origin holds the request until it exists (a
+    /// `503` when it does not come in time) or streams it while it fills; it never changes
+    /// once complete.
+    Part,
+    /// Anything else: segments, init segments, keys.
     Media,
 }
 
@@ -76,8 +80,8 @@ pub fn freshness(
                 .unwrap_or(DEFAULT_PLAYLIST_FRESH),
         ),
         Kind::BlockingPlaylist => Freshness::For(max_age.unwrap_or(BLOCKING_PLAYLIST_FRESH)),
-        Kind::Media if has("immutable") => Freshness::Immutable,
-        Kind::Media => max_age.map_or(Freshness::Immutable, Freshness::For),
+        Kind::Part | Kind::Media if has("immutable") => Freshness::Immutable,
+        Kind::Part | Kind::Media => max_age.map_or(Freshness::Immutable, Freshness::For),
     }
 }
 

@@ -1,8 +1,10 @@
 //! LL-HLS through the edge against a counting fake origin that holds blocking playlist and
 //! part requests until the test releases them: 1,000 viewers on the next part and the next
 //! playlist version cost one origin request each, are answered together on release, and a
-//! later wave is served from cache with a correct `Age`; bad directives and a held 503 never
-//! reach or stay in the cache.
+//! later wave is served from cache with a correct `Age`; viewers of a part the origin streams
+//! chunk by chunk while it fills (chunked transfer, no length) share one origin request and
+//! each get the chunks as they come; bad directives and a held 503 never reach or stay in the
+//! cache.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,14 +25,21 @@ const PART_LEN: usize = 64 * 1024;
 const PLAYLIST: &str = "/live/s/ll.m3u8?_HLS_msn=5&_HLS_part=2";
 const PLAYLIST_REVERSED: &str = "/live/s/ll.m3u8?_HLS_part=2&_HLS_msn=5";
 const PART: &str = "/live/s/ll-5.2.m4s";
+/// A part the origin answers at once and streams as it fills.
+const FILLING_PART: &str = "/live/filling/ll-7.3.m4s";
+/// Its chunks, and the pause before each.
+const FILLING_CHUNKS: usize = 10;
+const CHUNK_PAUSE: Duration = Duration::from_millis(30);
 
 /// The fake origin: counts every request by path and query, holds `/live/s/` requests until
 /// `release` and sends a part's second half only after `finish`, answers `/live/slow/` after
-/// 1.5 s, and `/live/busy/` with a 503 after 300 ms the first time.
+/// 1.5 s, `/live/busy/` with a 503 after 300 ms the first time, and `/live/filling/` at once
+/// with a body of [`FILLING_CHUNKS`] chunks [`CHUNK_PAUSE`] apart, noting when the last went.
 struct Origin {
     counts: Mutex<HashMap<String, usize>>,
     release: watch::Sender<bool>,
     finish: watch::Sender<bool>,
+    filled: Mutex<Option<Instant>>,
 }
 
 impl Origin {
@@ -51,6 +60,11 @@ impl Origin {
 
 fn part_body() -> Vec<u8> {
     (0..PART_LEN).map(|i| (i % 251) as u8).collect()
+}
+
+/// Chunk `i` of [`FILLING_PART`].
+fn filling_chunk(i: usize) -> Bytes {
+    Bytes::from(vec![i as u8; 1000 + i])
 }
 
 fn playlist_body(target: &str) -> String {
@@ -75,6 +89,21 @@ async fn handle(State(origin): State<Arc<Origin>>, uri: Uri) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, "held too long\n").into_response();
         }
         return playlist_body(&target).into_response();
+    }
+    if path.starts_with("/live/filling/") {
+        let chunks = futures::stream::unfold(0, move |i| {
+            let origin = origin.clone();
+            async move {
+                if i == FILLING_CHUNKS {
+                    *origin.filled.lock() = Some(Instant::now());
+                    return None;
+                }
+                tokio::time::sleep(CHUNK_PAUSE).await;
+                Some((Ok::<_, Infallible>(filling_chunk(i)), i + 1))
+            }
+        });
+        let kind = [(header::CONTENT_TYPE, "video/mp4")];
+        return (kind, axum::body::Body::from_stream(chunks)).into_response();
     }
     if path.starts_with("/live/slow/") {
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -113,6 +142,7 @@ async fn start_origin() -> (Arc<Origin>, SocketAddr) {
         counts: Mutex::default(),
         release: watch::channel(false).0,
         finish: watch::channel(false).0,
+        filled: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -345,6 +375,76 @@ async fn held_playlist_and_part_cost_one_origin_request_each_and_are_then_cached
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_of_a_part_streamed_while_it_fills_share_one_origin_request() {
+    const WAITERS: usize = 40;
+    let (origin, origin_addr) = start_origin().await;
+    let edge = start_edge(origin_addr).await;
+    let addr = edge.http_addr();
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}{FILLING_PART}");
+    let started = Instant::now();
+    // Half ask as the part starts, half once a few chunks have gone out.
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                if i % 2 == 1 {
+                    tokio::time::sleep(3 * CHUNK_PAUSE + CHUNK_PAUSE / 2).await;
+                }
+                fetch(client, url).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for w in waiters {
+        answers.push(w.await.expect("waiter task"));
+    }
+    let filled = origin
+        .filled
+        .lock()
+        .expect("the origin sent the whole part");
+    let expected: Vec<u8> = (0..FILLING_CHUNKS).flat_map(filling_chunk).collect();
+    for a in &answers {
+        assert_eq!((a.status, &a.body), (200, &expected));
+        assert!(
+            filled.duration_since(a.first_byte) >= 3 * CHUNK_PAUSE,
+            "first bytes {:?} after the start, the part was complete after {:?}",
+            a.first_byte.duration_since(started),
+            filled.duration_since(started)
+        );
+        assert!(a.done >= filled);
+    }
+    let roles = by_x_cache(&answers);
+    assert_eq!(
+        (roles.get("MISS"), roles.get("COALESCED")),
+        (Some(&1), Some(&(WAITERS - 1))),
+        "{roles:?}"
+    );
+    assert_eq!(origin.count(FILLING_PART), 1, "one origin request");
+    let (first_bytes, _) = spread(answers.iter().map(|a| a.first_byte.duration_since(started)));
+    let (ends, _) = spread(answers.iter().map(|a| a.done.duration_since(started)));
+    eprintln!(
+        "{WAITERS} waiters on a part streamed over {:?}: first bytes after {first_bytes:?} \
+         (median), whole part after {ends:?}",
+        filled.duration_since(started)
+    );
+
+    let cached = client.get(&url).send().await.expect("edge answers");
+    let text = |name| {
+        cached
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(text("x-cache").as_deref(), Some("HIT"));
+    assert_eq!(text("content-length"), Some(expected.len().to_string()));
+    assert_eq!(cached.bytes().await.expect("body"), expected);
+    assert_eq!(origin.count(FILLING_PART), 1);
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_directives_get_400_without_an_origin_request() {
     let (origin, origin_addr) = start_origin().await;
     origin.release.send_replace(true);
@@ -378,25 +478,35 @@ async fn bad_directives_get_400_without_an_origin_request() {
     edge.shutdown().await;
 }
 
+/// A blocking playlist request or a part request the origin held too long: its 503 goes to
+/// every waiter, once, and is not cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_503_reaches_every_waiter_and_is_not_cached() {
     let (origin, origin_addr) = start_origin().await;
     let edge = start_edge(origin_addr).await;
     let addr = edge.http_addr();
-    let target = "/live/busy/ll.m3u8?_HLS_msn=9";
     let client = reqwest::Client::new();
-    let answers = all(viewers(&client, addr, &[target], 100)).await;
-    assert!(answers.iter().all(|a| a.status == 503));
-    assert_eq!(
-        origin.count(target),
-        1,
-        "no failover or retry on a held 503"
-    );
+    for target in ["/live/busy/ll.m3u8?_HLS_msn=9", "/live/busy/ll-9.1.m4s"] {
+        let answers = all(viewers(&client, addr, &[target], 100)).await;
+        assert!(answers.iter().all(|a| a.status == 503), "{target}");
+        assert_eq!(
+            origin.count(target),
+            1,
+            "{target}: no failover or retry on a held 503"
+        );
 
-    let again = fetch(client.clone(), format!("http://{addr}{target}")).await;
-    assert_eq!((again.status, again.x_cache.as_str()), (200, "MISS"));
-    assert_eq!(again.body, playlist_body(target).as_bytes());
-    assert_eq!(origin.count(target), 2, "the 503 was not served from cache");
+        let again = fetch(client.clone(), format!("http://{addr}{target}")).await;
+        assert_eq!((again.status, again.x_cache.as_str()), (200, "MISS"));
+        assert_eq!(again.body, playlist_body(target).as_bytes());
+        assert_eq!(origin.count(target), 2, "the 503 was not served from cache");
+    }
+    let summary: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/cache"))
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(summary["origins"][0]["healthy"], true, "{summary}");
     edge.shutdown().await;
 }
 

@@ -3,9 +3,10 @@
 //!
 //! A [`Movie`] fixes the tracks: video is track 1, audio the next one (2, or 1 without video).
 //! [`Movie::init_segment`] writes the header once per rendition. [`Movie::fragment`] writes one
-//! `moof` + `mdat` from whatever samples of each track fall in it, so an LL-HLS part is one
-//! call and a segment is its parts back to back. Sequence numbers and decode times come from the
-//! caller; nothing is kept between fragments. [`read`] reads both back, as a player does.
+//! `moof` + `mdat` from whatever samples of each track fall in it: a CMAF chunk. An LL-HLS part
+//! is one or more chunks back to back and a segment is its parts back to back. Sequence numbers
+//! and decode times come from the caller; nothing is kept between fragments. [`read`] reads
+//! them back, as a player does.
 //!
 //! Timescales: video runs at 90 kHz ([`VIDEO_TIMESCALE`]), the clock of MPEG-TS, to which RTMP's
 //! milliseconds convert exactly ([`ms_to_90k`]); audio runs at its sample rate, so every AAC frame
@@ -192,7 +193,8 @@ impl Movie {
     /// One `moof` + `mdat` holding the video run's samples, then the audio run's.
     ///
     /// `sequence` is the `mfhd` sequence number, which should grow by one per fragment. For an
-    /// LL-HLS part marked INDEPENDENT, the video run starts with a sync sample.
+    /// LL-HLS part marked INDEPENDENT, the video run of its first chunk starts with a sync
+    /// sample.
     pub fn fragment(
         &self,
         sequence: u32,

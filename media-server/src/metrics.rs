@@ -64,6 +64,8 @@ pub struct Metrics {
     pub llhls_forced_cuts: Counter,
     /// LL-HLS requests held now, waiting for a part.
     pub llhls_held_requests: Gauge,
+    /// LL-HLS part requests answered while the part was being filled, chunk by chunk.
+    pub llhls_part_streams: Counter,
     /// LL-HLS blocking requests by outcome: `answered` after a hold, `timed_out` (503),
     /// `refused` by the per-address cap (429), `bad_request` (400).
     pub llhls_held_outcomes: Family<OutcomeLabel, Counter>,
@@ -104,6 +106,7 @@ impl Default for Metrics {
             llhls_parts: Counter::default(),
             llhls_forced_cuts: Counter::default(),
             llhls_held_requests: Gauge::default(),
+            llhls_part_streams: Counter::default(),
             llhls_held_outcomes: Family::default(),
             http_bytes_out: Family::default(),
             streams: Gauge::default(),
@@ -189,6 +192,11 @@ impl Default for Metrics {
             "llhls_held_requests",
             "LL-HLS requests held now, waiting for a part",
             m.llhls_held_requests.clone(),
+        );
+        r.register(
+            "llhls_part_streams",
+            "LL-HLS part requests answered while the part was being filled, chunk by chunk",
+            m.llhls_part_streams.clone(),
         );
         r.register(
             "llhls_held_outcomes",

@@ -1,7 +1,8 @@
 //! Low-latency HLS from the origin: a client following the stream with blocking requests and
-//! the spec checker over every playlist revision and delta update, held parts answered at
-//! their completion, 400 for bad directives, 503 after three target durations, the per-address
-//! cap on held requests, and ffprobe / ffmpeg reading the LL playlist.
+//! the spec checker over every playlist revision and delta update, the preload-hinted part
+//! streamed chunk by chunk as it fills and ending at its completion, 400 for bad directives,
+//! 503 after three target durations, the per-address cap on held requests, and ffprobe /
+//! ffmpeg reading the LL playlist.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,17 +46,20 @@ fn part_id(uri: &str) -> PartId {
     }
 }
 
-/// A response's status, `x-ll-part-completed-ms`, body, and when its headers arrived (unix ms).
+/// A response's status, `x-ll-part-completed-ms`, body, and when its headers, its first body
+/// bytes and its last arrived (unix ms).
 struct Fetched {
     status: u16,
     completed_ms: Option<u64>,
     received_ms: u64,
+    first_byte_ms: u64,
+    done_ms: u64,
     headers: reqwest::header::HeaderMap,
     body: Bytes,
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Fetched {
-    let r = tokio::time::timeout(REQUEST_DEADLINE, client.get(url).send())
+    let mut r = tokio::time::timeout(REQUEST_DEADLINE, client.get(url).send())
         .await
         .unwrap_or_else(|_| panic!("{url} hung"))
         .expect("request sent");
@@ -65,14 +69,39 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Fetched {
     let completed_ms = headers
         .get(PART_COMPLETED_HEADER)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let body = r.bytes().await.unwrap_or_default();
+    let mut body = Vec::new();
+    let mut first_byte_ms = None;
+    while let Some(chunk) = tokio::time::timeout(REQUEST_DEADLINE, r.chunk())
+        .await
+        .unwrap_or_else(|_| panic!("{url}: body hung"))
+        .expect("body")
+    {
+        first_byte_ms.get_or_insert_with(unix_ms);
+        body.extend_from_slice(&chunk);
+    }
+    let done_ms = unix_ms();
     Fetched {
         status,
         completed_ms,
         received_ms,
+        first_byte_ms: first_byte_ms.unwrap_or(done_ms),
+        done_ms,
         headers,
-        body,
+        body: Bytes::from(body),
     }
+}
+
+/// The top-level boxes of a part, by type: `moof` + `mdat` pairs.
+fn box_types(mut data: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    while data.len() >= 8 {
+        let size = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        assert!(size >= 8 && size <= data.len(), "box size {size}");
+        found.push(String::from_utf8_lossy(&data[4..8]).into_owned());
+        data = &data[size..];
+    }
+    assert!(data.is_empty(), "trailing bytes");
+    found
 }
 
 fn text(body: &Bytes) -> String {
@@ -168,11 +197,23 @@ async fn ffmpeg_publish_then_follow_with_blocking_requests_bad_directives_and_ff
                 .and_then(|v| v.to_str().ok()),
             Some("video/mp4")
         );
-        let completed = part
+        // A hinted part being filled streams, without Content-Length or a completion time,
+        // and its body ends when the part is complete, as the complete part's header says.
+        let whole = fetch(&client, &part_url).await;
+        assert_eq!(whole.status, 200);
+        assert_eq!(
+            whole.body, part.body,
+            "{hint}: the streamed bytes are the part"
+        );
+        assert!(whole.headers.get("content-length").is_some());
+        let completed = whole
             .completed_ms
-            .expect("parts say when they were completed");
-        if completed >= sent_ms {
-            held_latencies_ms.push(part.received_ms.saturating_sub(completed));
+            .expect("complete parts say when they were completed");
+        if part.completed_ms.is_none() {
+            assert!(part.headers.get("content-length").is_none(), "{hint}");
+            if completed >= sent_ms {
+                held_latencies_ms.push(part.done_ms.saturating_sub(completed));
+            }
         }
 
         let next = checker
@@ -284,7 +325,8 @@ async fn ffmpeg_publish_then_follow_with_blocking_requests_bad_directives_and_ff
     let within = held_latencies_ms.iter().filter(|&&ms| ms <= 50).count();
     eprintln!(
         "{} revisions, {deltas} delta updates skipping {skipped} segments, {independent} \
-         independent parts checked, held part answers after completion (ms): {held_latencies_ms:?}",
+         independent parts checked, streamed parts' ends after completion (ms): \
+         {held_latencies_ms:?}",
         checker.revisions()
     );
     assert!(checker.revisions() > 40, "followed for 20 s");
@@ -293,12 +335,200 @@ async fn ffmpeg_publish_then_follow_with_blocking_requests_bad_directives_and_ff
         "{deltas} deltas skipped {skipped}"
     );
     assert!(independent > 5);
-    assert!(held_latencies_ms.len() > 20, "most hinted parts were held");
+    assert!(
+        held_latencies_ms.len() > 20,
+        "most hinted parts were streamed"
+    );
     assert_eq!(
         within,
         held_latencies_ms.len(),
-        "held parts answered within 50 ms of completion: {held_latencies_ms:?}"
+        "streamed parts ended within 50 ms of completion: {held_latencies_ms:?}"
     );
+    origin.shutdown().await;
+}
+
+/// The preload-hinted part, asked for as soon as a blocking reload names it, answers at once
+/// and streams: its first chunk arrives long before its last (a part of 334 ms at 30 fps is
+/// ten chunks written over about 300 ms), the body is several `moof` + `mdat` pairs, and it is
+/// byte for byte the complete part served afterwards with `Content-Length`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preload_hinted_part_streams_its_chunks_as_they_are_written() {
+    let origin = start_origin(|_| {}).await;
+    let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
+    let http = format!("http://{}", origin.http_addr());
+    let base = format!("{http}/live/cam");
+    let playlist_url = format!("{base}/ll.m3u8");
+    let (stop, publisher) = push_sample(&rtmp);
+    let client = reqwest::Client::new();
+    let mut pl =
+        media_core::hls::ll::check::parse(&first_playlist(&playlist_url).await).expect("playlist");
+    let mut spreads_ms = Vec::new();
+    let mut headers_ms = Vec::new();
+    while spreads_ms.len() < 12 {
+        let hint = pl.preload_hint.clone().expect("a preload hint");
+        let id = part_id(&hint);
+        let part_url = format!("{base}/{hint}");
+        let blocking = format!("{playlist_url}?_HLS_msn={}&_HLS_part={}", id.msn, id.part);
+        let sent_ms = unix_ms();
+        let (part, next) = tokio::join!(fetch(&client, &part_url), fetch(&client, &blocking));
+        assert_eq!(part.status, 200, "{hint}: {}", text(&part.body));
+        assert_eq!(next.status, 200);
+        assert!(part.headers.get("content-length").is_none(), "chunked");
+        assert_eq!(part.completed_ms, None);
+        let boxes = box_types(&part.body);
+        assert!(boxes.len() >= 4, "{hint}: {boxes:?}");
+        assert!(
+            boxes.chunks(2).all(|pair| pair == ["moof", "mdat"]),
+            "{boxes:?}"
+        );
+        let whole = fetch(&client, &part_url).await;
+        assert_eq!(whole.status, 200);
+        assert_eq!(whole.body, part.body, "{hint}: streamed bytes are the part");
+        assert_eq!(
+            whole
+                .headers
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()),
+            Some(whole.body.len().to_string().as_str())
+        );
+        let completed = whole.completed_ms.expect("complete parts carry the header");
+        assert!(
+            part.done_ms + 5 >= completed && part.done_ms <= completed + 50,
+            "{hint} ended at {} ms, completed at {completed}",
+            part.done_ms
+        );
+        headers_ms.push(part.received_ms - sent_ms);
+        spreads_ms.push(part.done_ms - part.first_byte_ms);
+        pl = media_core::hls::ll::check::parse(&text(&next.body)).expect("playlist");
+    }
+    spreads_ms.sort_unstable();
+    headers_ms.sort_unstable();
+    let median = spreads_ms[spreads_ms.len() / 2];
+    eprintln!(
+        "hinted parts: headers after (ms) {headers_ms:?}; first body bytes to end of body \
+         (ms) {spreads_ms:?}, median {median}"
+    );
+    assert!(
+        median >= 150,
+        "first chunk well before the end: {spreads_ms:?}"
+    );
+    assert!(headers_ms[headers_ms.len() / 2] < 100, "answered at once");
+    let page = metrics_page(&format!("{http}/metrics")).await;
+    assert!(metric(&page, "livepulse_origin_llhls_part_streams_total", "") >= 12);
+    stop.cancel();
+    publisher.await.expect("publisher task").expect("published");
+    origin.shutdown().await;
+}
+
+/// Viewers of the preload-hinted part through the edge, some asking as it starts and some
+/// after its first chunks, share one origin request: each gets its first bytes long before the
+/// part is complete and its last when it is, all get the origin's complete part byte for byte,
+/// and the edge then serves it from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_of_the_hinted_part_through_the_edge_share_one_streaming_origin_request() {
+    const VIEWERS: usize = 8;
+    let origin = start_origin(|_| {}).await;
+    let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
+    let origin_base = format!("http://{}/live/cam", origin.http_addr());
+    let mut edge_config =
+        cdn_edge::Config::ephemeral(vec![format!("http://{}", origin.http_addr())]);
+    edge_config.health_interval_ms = 60_000;
+    let edge = cdn_edge::Server::bind(edge_config)
+        .await
+        .expect("edge starts");
+    let edge_http = format!("http://{}", edge.http_addr());
+    let base = format!("{edge_http}/live/cam");
+    let (stop, publisher) = push_sample(&rtmp);
+    let client = reqwest::Client::new();
+    let mut pl =
+        media_core::hls::ll::check::parse(&first_playlist(&format!("{base}/ll.m3u8")).await)
+            .expect("playlist");
+    let origin_requests = || async {
+        let page = metrics_page(&format!("{edge_http}/metrics")).await;
+        metric(&page, "livepulse_edge_back_origin_requests_total", "")
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        // A blocking reload through the edge for the hinted part answers when it is complete,
+        // with a hint that has just started.
+        let id = part_id(&pl.preload_hint.clone().expect("a preload hint"));
+        let next = fetch(
+            &client,
+            &format!("{base}/ll.m3u8?_HLS_msn={}&_HLS_part={}", id.msn, id.part),
+        )
+        .await;
+        assert_eq!(next.status, 200);
+        pl = media_core::hls::ll::check::parse(&text(&next.body)).expect("playlist");
+        let hint = pl.preload_hint.clone().expect("a preload hint");
+        let requests_before = origin_requests().await;
+        let url = format!("{base}/{hint}");
+        let viewers: Vec<_> = (0..VIEWERS)
+            .map(|i| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    if i >= VIEWERS / 2 {
+                        tokio::time::sleep(Duration::from_millis(60)).await;
+                    }
+                    fetch(&client, &url).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for v in viewers {
+            answers.push(v.await.expect("viewer task"));
+        }
+        assert_eq!(
+            origin_requests().await - requests_before,
+            1,
+            "one origin request for {hint}"
+        );
+        let whole = fetch(&client, &format!("{origin_base}/{hint}")).await;
+        let completed = whole.completed_ms.expect("complete at the origin");
+        let x_cache = |f: &Fetched| {
+            f.headers
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut misses = 0;
+        for a in &answers {
+            assert_eq!(a.status, 200);
+            assert_eq!(a.body, whole.body, "{hint}: every viewer gets the part");
+            assert!(
+                a.first_byte_ms + 100 <= completed,
+                "{hint}: first bytes at {}, complete at {completed}",
+                a.first_byte_ms
+            );
+            assert!(a.done_ms + 5 >= completed, "{hint} ended before completion");
+            misses += usize::from(x_cache(a) == "MISS");
+        }
+        assert_eq!(misses, 1, "the others coalesced");
+        let cached = fetch(&client, &url).await;
+        assert_eq!(
+            (x_cache(&cached).as_str(), &cached.body),
+            ("HIT", &whole.body)
+        );
+        rounds.push(
+            answers
+                .iter()
+                .map(|a| {
+                    (
+                        a.first_byte_ms.saturating_sub(a.received_ms),
+                        a.done_ms - a.first_byte_ms,
+                        a.done_ms.saturating_sub(completed),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    eprintln!(
+        "through the edge, per viewer (headers to first bytes, first bytes to end, end after \
+         completion) in ms: {rounds:?}"
+    );
+    stop.cancel();
+    publisher.await.expect("publisher task").expect("published");
+    edge.shutdown().await;
     origin.shutdown().await;
 }
 

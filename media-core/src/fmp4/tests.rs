@@ -1,5 +1,6 @@
 //! Golden bytes checked by hand against ISO/IEC 14496-1/-12/-14, round trips through mp4-atom
-//! (an independent reader), the sample stream as parts, and ffprobe when installed.
+//! (an independent reader), the sample stream as parts of a chunk per frame, and ffprobe when
+//! installed.
 
 use std::process::Command;
 
@@ -468,8 +469,72 @@ fn sample_stream() -> (Vec<u8>, Vec<u8>, Vec<SampleFrame>, Vec<SampleFrame>) {
     (s.record, s.asc, video, audio)
 }
 
-/// The sample stream as a packager would cut it: the init segment, then one fragment per
-/// ~333 ms part, each checked through the reader. Returns the file and its sample counts.
+/// What reading a part's chunks back found: per track, the decode time the next chunk must
+/// start at, and the samples and sync samples seen.
+#[derive(Debug, Default)]
+struct PartReader {
+    sequence: u32,
+    next: Vec<(u32, u64)>,
+    samples: Vec<(u32, usize, usize)>,
+}
+
+impl PartReader {
+    /// Reads a part of several `moof` + `mdat` pairs with mp4-atom: sequence numbers grow by
+    /// one, each track's decode times are contiguous across chunks, and `mdat` holds the sizes
+    /// the `trun`s give. Returns the number of chunks.
+    fn read(&mut self, part: &[u8]) -> usize {
+        let mut buf = part;
+        let mut chunks = 0;
+        while !buf.is_empty() {
+            let moof = Moof::decode(&mut buf).unwrap();
+            let mdat = Mdat::decode(&mut buf).unwrap();
+            chunks += 1;
+            assert_eq!(moof.mfhd.sequence_number, self.sequence + 1);
+            self.sequence = moof.mfhd.sequence_number;
+            let mut sizes = 0;
+            for traf in &moof.traf {
+                let id = traf.tfhd.track_id;
+                let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                let [trun] = &traf.trun[..] else {
+                    panic!("expected one trun")
+                };
+                let mut duration = 0;
+                let mut sync = 0;
+                for entry in trun.samples.iter() {
+                    duration += u64::from(entry.duration.unwrap());
+                    sizes += entry.size.unwrap() as usize;
+                    sync += usize::from(entry.flags == Some(SYNC_SAMPLE_FLAGS));
+                }
+                match self.next.iter_mut().find(|(track, _)| *track == id) {
+                    Some((_, next)) => {
+                        assert_eq!(tfdt, *next, "track {id} contiguous across chunks");
+                        *next += duration;
+                    }
+                    None => self.next.push((id, tfdt + duration)),
+                }
+                match self.samples.iter_mut().find(|(track, ..)| *track == id) {
+                    Some((_, n, s)) => (*n, *s) = (*n + trun.samples.len(), *s + sync),
+                    None => self.samples.push((id, trun.samples.len(), sync)),
+                }
+            }
+            assert_eq!(mdat.data.len(), sizes);
+        }
+        chunks
+    }
+
+    /// Samples and sync samples read for a track.
+    fn count(&self, track: u32) -> (usize, usize) {
+        self.samples
+            .iter()
+            .find(|(id, ..)| *id == track)
+            .map_or((0, 0), |&(_, n, s)| (n, s))
+    }
+}
+
+/// The sample stream as the LL-HLS packager writes it: the init segment, then ~333 ms parts,
+/// each a chunk (`moof` + `mdat`) per video frame holding the audio that starts before the
+/// frame ends. Every chunk is checked through the reader, every part read back whole. Returns
+/// the file and its sample counts.
 fn sample_file() -> (Vec<u8>, usize, usize) {
     const PART_MS: u64 = 333;
     let (record, asc, flv_video, flv_audio) = sample_stream();
@@ -499,34 +564,51 @@ fn sample_file() -> (Vec<u8>, usize, usize) {
         .map(|s| sample(crate::aac::SAMPLES_PER_FRAME, 0, true, &s.data))
         .collect();
     let mut file = init.to_vec();
-    let (mut v, mut a, mut part, mut sequence) = (0, 0, 0, 0);
-    while v < video.len() || a < audio.len() {
-        part += 1;
-        let before_end = |s: &&SampleFrame| s.dts_ms < part * PART_MS;
-        let v_end = v + flv_video[v..].iter().take_while(before_end).count();
-        let a_end = a + flv_audio[a..].iter().take_while(before_end).count();
-        if (v_end, a_end) == (v, a) {
-            continue;
-        }
+    let mut reader = PartReader::default();
+    let (mut v, mut a, mut sequence, mut parts) = (0, 0, 0, 0);
+    let mut part = Vec::new();
+    let mut part_frames = 0;
+    while v < video.len() {
+        let end_ms = flv_video.get(v + 1).map_or(u64::MAX, |n| n.dts_ms);
+        let a_end = a + flv_audio[a..]
+            .iter()
+            .take_while(|s| s.dts_ms < end_ms)
+            .count();
         let video_run = Run {
-            base_decode_time: flv_video.get(v).map_or(0, |s| ms_to_90k(s.dts_ms).unwrap()),
-            samples: &video[v..v_end],
+            base_decode_time: ms_to_90k(flv_video[v].dts_ms).unwrap(),
+            samples: &video[v..v + 1],
         };
         let audio_run = Run {
             base_decode_time: a as u64 * u64::from(crate::aac::SAMPLES_PER_FRAME),
             samples: &audio[a..a_end],
         };
         sequence += 1;
-        let fragment = movie.fragment(sequence, video_run, audio_run).unwrap();
+        let chunk = movie.fragment(sequence, video_run, audio_run).unwrap();
         check_fragment(
-            &fragment,
+            &chunk,
             sequence,
             &[(1, video_run, false), (2, audio_run, true)],
         );
-        file.extend_from_slice(&fragment);
-        (v, a) = (v_end, a_end);
+        part.extend_from_slice(&chunk);
+        part_frames += 1;
+        (v, a) = (v + 1, a_end);
+        let part_ends = flv_video
+            .get(v)
+            .is_none_or(|next| next.dts_ms / PART_MS != flv_video[v - 1].dts_ms / PART_MS);
+        if part_ends {
+            assert_eq!(reader.read(&part), part_frames, "a chunk per frame");
+            file.append(&mut part);
+            (parts, part_frames) = (parts + 1, 0);
+        }
     }
-    assert!(sequence > 25, "10 s in parts of 1/3 s");
+    assert!(parts > 25, "10 s in parts of 1/3 s");
+    let keyframes = flv_video.iter().filter(|s| s.keyframe).count();
+    assert_eq!(reader.count(1), (video.len(), keyframes));
+    assert_eq!(
+        reader.count(2),
+        (audio.len(), audio.len()),
+        "audio is all sync"
+    );
     (file, video.len(), audio.len())
 }
 

@@ -7,18 +7,21 @@
 //! [`Packager::set_aac_config`]), AVCC access units ([`Packager::push_video`]) and raw AAC frames
 //! ([`Packager::push_audio`]), each with the wall clock in unix milliseconds (used only for
 //! `EXT-X-PROGRAM-DATE-TIME`), and a republish with [`Packager::restart`]. It then drains
-//! [`Packager::poll_event`]: a new init segment, each finished part, each finished segment. A
-//! server wakes the requests held on a part or segment from those events, and renders
-//! [`Packager::render`] or serves [`Packager::part`] / [`Packager::segment`] /
-//! [`Packager::init`] after asking [`decide_playlist`] / [`decide_part`] / [`decide_segment`]
-//! (pure functions of [`Directives`] and a [`LiveEdge`]) whether to answer now, hold, or refuse.
+//! [`Packager::poll_event`]: a new init segment, each chunk of the part being filled, each
+//! finished part, each finished segment. A server wakes the requests held on a part or segment
+//! from those events, and renders [`Packager::render`] or serves [`Packager::part`] /
+//! [`Packager::open_chunks`] / [`Packager::segment`] / [`Packager::init`] after asking
+//! [`decide_playlist`] / [`decide_part`] / [`decide_segment`] (pure functions of
+//! [`Directives`] and a [`LiveEdge`]) whether to answer now, hold, or refuse.
 //!
 //! # Preload hints
 //! `EXT-X-PRELOAD-HINT` names the next part: part `n` of the segment receiving parts, where `n`
-//! is the number of parts it has so far ([`LiveEdge::preload_hint`]). The packager does not
-//! expose a part while it fills: a server holds a request for the hinted part
-//! ([`FetchDecision::Wait`]) and answers it with the whole part the moment
-//! [`Event::Part`] reports it. The frame that closes a segment's last part also opens the next
+//! is the number of parts it has so far ([`LiveEdge::preload_hint`]). That part is written as
+//! CMAF chunks while it fills ([`Event::Chunk`]): once it has its first frame,
+//! [`Packager::open_chunks`] gives the chunks written so far, so a server can answer a request
+//! for it at once and send each chunk as it comes, ending with [`Event::Part`]; the chunks back
+//! to back are the finished part. Before its first frame a server holds the request
+//! ([`FetchDecision::Wait`]). The frame that closes a segment's last part also opens the next
 //! segment, so the hint moves straight from that part to part 0 of the next segment and a hinted
 //! part is always cut, except when a republish or a codec change ends the segment: then the
 //! part after the last one never exists, [`decide_part`] turns into
@@ -45,8 +48,8 @@ mod request;
 mod tests;
 
 pub use packager::{
-    Event, Init, Packager, Part, Segment, VideoFrame, MAX_QUEUED_AUDIO, MAX_QUEUED_EVENTS,
-    MAX_TIMESTAMP_MS,
+    Event, Init, Packager, Part, Segment, VideoFrame, AUDIO_CHUNK_FRAMES, MAX_QUEUED_AUDIO,
+    MAX_QUEUED_EVENTS, MAX_TIMESTAMP_MS,
 };
 pub use playlist::RenditionReport;
 pub use request::{

@@ -1,5 +1,6 @@
 //! The LL-HLS output: one packager task per stream, fed by the hub like any viewer. Each
-//! batch of packager events wakes the requests held on the stream.
+//! batch of packager events (chunks of the part being filled included) wakes the requests held
+//! on the stream and the responses streaming that part.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,7 @@ pub fn run(
 
 /// Feeds one hub frame to the packager: sequence headers, AVC access units and raw AAC
 /// frames; a new publish session restarts it (a discontinuity).
-fn feed(
+pub(super) fn feed(
     packager: &mut Packager,
     epoch: &mut Option<u32>,
     frame: &Frame,
@@ -86,7 +87,7 @@ fn feed(
 
 /// Drains the packager's events, recording part completion times and counting; returns
 /// whether there were any.
-fn drain(state: &mut LlState, metrics: &Metrics, now_ms: u64) -> bool {
+pub(super) fn drain(state: &mut LlState, metrics: &Metrics, now_ms: u64) -> bool {
     let mut any = false;
     while let Some(event) = state.packager.poll_event() {
         any = true;
@@ -153,8 +154,42 @@ async fn package_stream(
             out.notify();
         }
     }
+    // The subscription ended: finish the open part, so that a response streaming it ends with
+    // its last chunk.
+    {
+        let mut state = out.write();
+        if let Err(e) = state.packager.restart() {
+            tracing::debug!(
+                stream = key,
+                "LL-HLS packager could not finish its part: {e}"
+            );
+        }
+        drain(&mut state, &metrics, unix_ms());
+    }
     out.close();
     store.remove(&key, &out);
+}
+
+/// The built-in sample's first `until_ms` as hub frames of publish session `epoch`, with
+/// timestamps from `base_ms`.
+#[cfg(test)]
+pub(super) fn sample_frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Frame> {
+    let tags = flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap();
+    tags.into_iter()
+        .filter(|t| t.timestamp <= until_ms && t.tag_type != flv::TAG_SCRIPT)
+        .map(|t| {
+            let dts = base_ms + u64::from(t.timestamp);
+            if t.tag_type == flv::TAG_VIDEO {
+                let info = flv::parse_video(&t.data).unwrap();
+                let header = info.packet == VideoPacket::SequenceHeader;
+                let (cts, key) = (info.composition_time, info.keyframe);
+                Frame::new(FrameKind::Video, dts, cts, key, header, epoch, t.data)
+            } else {
+                let header = flv::parse_audio(&t.data).unwrap().sequence_header;
+                Frame::new(FrameKind::Audio, dts, 0, false, header, epoch, t.data)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -162,36 +197,15 @@ mod tests {
     use super::*;
     use media_core::hls::ll::PartId;
 
-    /// The built-in sample's first `until_ms` as hub frames of publish session `epoch`, with
-    /// timestamps from `base_ms`.
-    fn frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Frame> {
-        let tags = flv::parse_file(include_bytes!("../../../assets/sample.flv")).unwrap();
-        tags.into_iter()
-            .filter(|t| t.timestamp <= until_ms && t.tag_type != flv::TAG_SCRIPT)
-            .map(|t| {
-                let dts = base_ms + u64::from(t.timestamp);
-                if t.tag_type == flv::TAG_VIDEO {
-                    let info = flv::parse_video(&t.data).unwrap();
-                    let header = info.packet == VideoPacket::SequenceHeader;
-                    let (cts, key) = (info.composition_time, info.keyframe);
-                    Frame::new(FrameKind::Video, dts, cts, key, header, epoch, t.data)
-                } else {
-                    let header = flv::parse_audio(&t.data).unwrap().sequence_header;
-                    Frame::new(FrameKind::Audio, dts, 0, false, header, epoch, t.data)
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn parts_are_dated_and_a_republish_is_a_discontinuity() {
         let packager = Packager::new(LlHlsConfig::default()).unwrap();
         let stream = LlStream::new(packager);
         let metrics = Metrics::default();
         let mut epoch = None;
-        for (i, frame) in frames(1, 0, 4_000)
+        for (i, frame) in sample_frames(1, 0, 4_000)
             .iter()
-            .chain(&frames(2, 10_000, 4_000))
+            .chain(&sample_frames(2, 10_000, 4_000))
             .enumerate()
         {
             let mut state = stream.write();

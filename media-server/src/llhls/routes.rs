@@ -1,19 +1,23 @@
 //! HTTP handlers for LL-HLS: the media playlist with blocking reload and delta updates, parts,
 //! segments, init segments and the LL master playlist. Requests for what does not exist yet
 //! are held until a packager event brings it (never polled), refused past the advance limits,
-//! and answered 503 after three target durations.
+//! and answered 503 after three target durations. A part being filled (the preload-hinted
+//! one) is answered at once and sent chunk by chunk as the packager writes it.
 
-use std::net::IpAddr;
-
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::Stream;
 use media_core::hls::ll::{
     Directives, FetchDecision, PartId, PlaylistDecision, RenditionReport, TooFar,
 };
+use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
 use super::store::{LlHls, LlState, LlStream};
@@ -24,7 +28,8 @@ use crate::http::AppState;
 const MEDIA_TYPE: &str = "video/mp4";
 /// Parts, segments and init segments never change once they exist (Appendix B).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// Header on parts: when the packager completed the part, in unix milliseconds.
+/// Header on parts served whole: when the packager completed the part, in unix milliseconds.
+/// A part sent while it fills has none: its body ends when the part is complete.
 pub const PART_COMPLETED_HEADER: &str = "x-ll-part-completed-ms";
 /// Most digits of a number in a part or segment name (`u64::MAX` has 20).
 const MAX_DIGITS: usize = 20;
@@ -208,9 +213,22 @@ fn parse_file(file: &str) -> Option<File> {
     }
 }
 
-/// `GET /{app}/{stream}/ll-{msn}.{part}.m4s`, `ll-{msn}.m4s` and `ll-init{n}.mp4`. A part
-/// or segment that should come soon (the preload-hinted part, a part within the advance
-/// limit, the segment being written) is held until complete and then sent whole.
+/// What a media request is answered with.
+enum Answer {
+    /// Complete bytes (an init segment, a part, a segment, as buffers to send back to back),
+    /// with the part's completion time.
+    Whole(Vec<Bytes>, Option<u64>),
+    /// A part being filled, sent chunk by chunk.
+    Filling(PartId),
+}
+
+/// `GET /{app}/{stream}/ll-{msn}.{part}.m4s`, `ll-{msn}.m4s` and `ll-init{n}.mp4`.
+///
+/// A complete part, segment or init segment is sent whole with `Content-Length`. The part
+/// being filled (the preload-hinted one, once it has its first frame) is answered at once and
+/// streamed ([`filling_part`]). A part or segment that should come soon (the hinted part before
+/// its first frame, a part within the advance limit, the segment being written) is held until
+/// it is being filled or complete.
 pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Response {
     let (Some(ll), Some(file)) = (&state.llhls, parse_file(file)) else {
         return not_found();
@@ -218,17 +236,23 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
     let Some(stream) = ll.store.get(key) else {
         return not_found();
     };
-    let fetched = match file {
+    let answer = match file {
         File::Init(id) => {
             let init = stream.read().packager.init(id).map(|i| i.data.clone());
-            init.map(|data| (vec![data], None)).ok_or_else(not_found)
+            init.map(|data| Answer::Whole(vec![data], None))
+                .ok_or_else(not_found)
         }
         File::Part(id) => {
             hold(state, ll, &stream, peer, |st| {
-                match (st.packager.part(id), st.packager.decide_part(id)) {
-                    (Some(part), _) => Step::Ready((vec![part.data.clone()], st.completed_ms(id))),
-                    (None, FetchDecision::Wait) => Step::Wait,
-                    (None, _) => Step::Refuse(not_found()),
+                if let Some(part) = st.packager.part(id) {
+                    return Step::Ready(Answer::Whole(part.chunks.clone(), st.completed_ms(id)));
+                }
+                if st.packager.open_chunks(id).is_some() {
+                    return Step::Ready(Answer::Filling(id));
+                }
+                match st.packager.decide_part(id) {
+                    FetchDecision::Wait => Step::Wait,
+                    _ => Step::Refuse(not_found()),
                 }
             })
             .await
@@ -237,8 +261,9 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
             hold(state, ll, &stream, peer, |st| {
                 match (st.packager.segment(msn), st.packager.decide_segment(msn)) {
                     (Some(segment), _) => {
-                        let parts = segment.parts.iter().map(|p| p.data.clone()).collect();
-                        Step::Ready((parts, None))
+                        // A segment goes out as its parts' buffers, never copied into one.
+                        let chunks = segment.parts.iter().flat_map(|p| p.chunks.clone());
+                        Step::Ready(Answer::Whole(chunks.collect(), None))
                     }
                     (None, FetchDecision::Wait) => Step::Wait,
                     (None, _) => Step::Refuse(not_found()),
@@ -247,9 +272,8 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
             .await
         }
     };
-    match fetched {
-        Ok((chunks, completed_ms)) => {
-            // A segment goes out as its parts' buffers, never copied into one.
+    match answer {
+        Ok(Answer::Whole(chunks, completed_ms)) => {
             let len: usize = chunks.iter().map(Bytes::len).sum();
             state.metrics.add_http_bytes("llhls", len);
             let body = Body::from_stream(futures::stream::iter(
@@ -266,8 +290,78 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
             }
             response
         }
+        Ok(Answer::Filling(id)) => {
+            state.metrics.llhls_part_streams.inc();
+            let body = filling_part(stream, id, state.metrics.http_bytes("llhls"));
+            hls::media(Body::from_stream(body), MEDIA_TYPE, IMMUTABLE)
+        }
         Err(response) => response,
     }
+}
+
+/// Where a part being sent while it fills stands.
+struct Filling {
+    stream: Arc<LlStream>,
+    id: PartId,
+    events: tokio::sync::watch::Receiver<u64>,
+    /// Chunks taken from the packager so far.
+    taken: usize,
+    /// Chunks taken and not yet sent.
+    ready: VecDeque<Bytes>,
+    /// No chunk will follow the ready ones.
+    done: bool,
+    bytes: Counter,
+}
+
+/// The body of part `id`, which is being filled: the chunks written so far, then each chunk as
+/// the packager reports it (woken by the stream's events), ending with the part's last chunk,
+/// so the body is the finished part. Only a part's own buffers are held, and a chunk is taken
+/// when the connection is ready for it, so a slow reader costs at most the part. Should the
+/// part never finish (the stream's task ends without finishing it), the body ends after the
+/// last whole chunk: a shorter, well-formed part.
+fn filling_part(
+    stream: Arc<LlStream>,
+    id: PartId,
+    bytes: Counter,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let events = stream.subscribe();
+    let filling = Filling {
+        stream,
+        id,
+        events,
+        taken: 0,
+        ready: VecDeque::new(),
+        done: false,
+        bytes,
+    };
+    futures::stream::unfold(filling, |mut f| async move {
+        loop {
+            if let Some(chunk) = f.ready.pop_front() {
+                f.bytes.inc_by(chunk.len() as u64);
+                return Some((Ok(chunk), f));
+            }
+            if f.done {
+                return None;
+            }
+            f.events.borrow_and_update();
+            {
+                let st = f.stream.read();
+                let (chunks, done) = match st.packager.part(f.id) {
+                    Some(part) => (&part.chunks[..], true),
+                    None => match st.packager.open_chunks(f.id) {
+                        Some(chunks) => (chunks, false),
+                        None => (&[][..], true),
+                    },
+                };
+                f.ready.extend(chunks.iter().skip(f.taken).cloned());
+                f.taken = f.taken.max(chunks.len());
+                f.done = done;
+            }
+            if f.ready.is_empty() && !f.done {
+                f.done = f.stream.is_closed() || f.events.changed().await.is_err();
+            }
+        }
+    })
 }
 
 /// `GET /{app}/{stream}/ll-master.m3u8`: the source's and its live renditions' LL-HLS
@@ -304,7 +398,88 @@ pub async fn master_playlist(state: &AppState, app: &str, name: &str) -> Respons
 
 #[cfg(test)]
 mod tests {
+    use super::super::output::{drain, feed, sample_frames};
     use super::*;
+    use crate::metrics::Metrics;
+    use futures::{FutureExt, StreamExt};
+    use media_core::hls::ll::{LlHlsConfig, Packager};
+
+    /// Feeds the sample frame by frame, waking the stream's readers after each as the
+    /// packager task does, and reads part 0.1's body from when it is being filled, taking only
+    /// what is ready after each frame. With `close_after`, the stream's task ends once the part
+    /// has that many chunks. Returns the chunks received, those the packager wrote, and whether
+    /// the part was finished.
+    fn stream_part(close_after: Option<usize>) -> (Vec<Bytes>, Vec<Bytes>, bool) {
+        let id = PartId { msn: 0, part: 1 };
+        let stream = Arc::new(LlStream::new(
+            Packager::new(LlHlsConfig::default()).unwrap(),
+        ));
+        let metrics = Metrics::default();
+        let mut epoch = None;
+        let mut body = None;
+        let mut received = Vec::new();
+        for frame in sample_frames(1, 0, 2_000) {
+            let closing = {
+                let mut st = stream.write();
+                feed(&mut st.packager, &mut epoch, &frame, 1_000).unwrap();
+                drain(&mut st, &metrics, 1_000);
+                let written = st.packager.open_chunks(id).map(<[Bytes]>::len);
+                if body.is_none() && written.is_some() {
+                    body = Some(Box::pin(filling_part(
+                        stream.clone(),
+                        id,
+                        Counter::default(),
+                    )));
+                }
+                close_after.is_some_and(|n| written >= Some(n))
+            };
+            stream.notify();
+            if closing {
+                stream.close();
+            }
+            let Some(b) = body.as_mut() else {
+                continue;
+            };
+            loop {
+                match b.next().now_or_never() {
+                    Some(Some(Ok(chunk))) => received.push(chunk),
+                    Some(None) => {
+                        let st = stream.read();
+                        let (written, complete) = match st.packager.part(id) {
+                            Some(part) => (part.chunks.clone(), true),
+                            None => (
+                                st.packager.open_chunks(id).unwrap_or_default().to_vec(),
+                                false,
+                            ),
+                        };
+                        return (received, written, complete);
+                    }
+                    None => break,
+                }
+            }
+            assert!(!closing, "a closed stream ends the body");
+            let st = stream.read();
+            let written = st.packager.open_chunks(id).expect("still filling");
+            assert_eq!(received.len(), written.len(), "every chunk at once");
+        }
+        panic!("the body never ended")
+    }
+
+    #[test]
+    fn a_part_being_filled_streams_each_chunk_as_it_is_written_and_ends_with_the_part() {
+        let (received, part, complete) = stream_part(None);
+        assert!(complete);
+        assert!(part.len() >= 9, "a chunk per frame: {}", part.len());
+        assert_eq!(received, part, "the body is the part's chunks");
+    }
+
+    #[test]
+    fn a_stream_that_ends_while_a_part_fills_ends_the_body_after_whole_chunks() {
+        let (received, written, complete) = stream_part(Some(3));
+        assert!(!complete, "the task ended without finishing the part");
+        assert_eq!(received.len(), 3);
+        assert_eq!(received, written, "every chunk written, nothing more");
+    }
 
     #[test]
     fn file_names_parse_strictly() {

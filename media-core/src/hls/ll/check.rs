@@ -266,8 +266,9 @@ impl Checker {
     }
 }
 
-/// Whether the first video sample of a part (`moof` + `mdat`) holds an IDR slice; `None` when
-/// the part has no video. The video track and its NALU length size come from `init`.
+/// Whether the first video sample of a part (one or more `moof` + `mdat` chunks; the first
+/// `moof` is read) holds an IDR slice; `None` when the part has no video. The video track and
+/// its NALU length size come from `init`.
 pub fn first_video_sample_is_idr(init: &[u8], part: &[u8]) -> Result<Option<bool>, String> {
     let init = read_init(init).map_err(|e| e.to_string())?;
     let Some(video) = init.video() else {

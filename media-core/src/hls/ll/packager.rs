@@ -20,6 +20,17 @@
 //! many as fit in `PART-TARGET`) and segments at the first part boundary past
 //! `segment_duration`, or before one more part would pass `target_duration`.
 //!
+//! # Chunks
+//! A part is written as CMAF chunks (one `moof` + `mdat` each) while it fills, so a server can
+//! send the preload-hinted part as it grows. With video, a chunk is written the moment a
+//! frame's duration and part are known, that is when the next frame arrives and the rules
+//! above have placed it: the chunk holds that one frame and the queued audio that starts before
+//! the frame ends (audio arriving after the chunk that covers its time goes into the next
+//! chunk, of the same part or the next). Audio-only streams write a chunk every
+//! [`AUDIO_CHUNK_FRAMES`] frames and at the end of each part. Each chunk is reported as
+//! [`Event::Chunk`]; the part's [`Event::Part`] follows its last chunk and holds the same
+//! buffers, so a part's bytes are its chunks back to back, kept once.
+//!
 //! # Timeline
 //! Decode times are the input's milliseconds (video at 90 kHz, audio at its sample rate with
 //! a frame counter that follows the input when they drift apart by more than a frame). After
@@ -47,6 +58,9 @@ pub const MAX_QUEUED_EVENTS: usize = 1024;
 const AUDIO_FRAME_TICKS: u64 = SAMPLES_PER_FRAME as u64;
 /// Frame duration assumed for the last frame of a stream whose frame rate was never seen.
 const DEFAULT_FRAME_MS: u64 = 33;
+/// AAC frames per chunk of an audio-only stream (93 ms at 44.1 kHz): a chunk per frame would
+/// spend a `moof` on every 23 ms of audio.
+pub const AUDIO_CHUNK_FRAMES: usize = 4;
 
 /// One H.264 access unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +85,7 @@ pub struct Init {
     pub data: Bytes,
 }
 
-/// A finished part: one `moof` + `mdat`.
+/// A finished part: its chunks (`moof` + `mdat` each), back to back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Media Sequence Number of its segment.
@@ -84,8 +98,9 @@ pub struct Part {
     pub duration_us: u64,
     /// Its first video sample is an IDR (always true for audio-only streams).
     pub independent: bool,
-    /// The fragment bytes.
-    pub data: Bytes,
+    /// Its chunks in order, the buffers [`Event::Chunk`] reported; the part's bytes are
+    /// theirs, back to back.
+    pub chunks: Vec<Bytes>,
 }
 
 impl Part {
@@ -95,6 +110,11 @@ impl Part {
             msn: self.msn,
             part: self.index,
         }
+    }
+
+    /// Its size in bytes: its chunks' sizes summed.
+    pub fn size(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
     }
 }
 
@@ -129,7 +149,16 @@ impl Segment {
 pub enum Event {
     /// A new init segment; the parts after it need it.
     Init(Init),
-    /// A finished part: wake requests held on it and on the playlist.
+    /// A chunk of the part being filled, written as soon as its samples were final; the
+    /// part's later chunks and then its [`Event::Part`] follow.
+    Chunk {
+        /// The part it belongs to.
+        id: PartId,
+        /// One `moof` + `mdat`.
+        data: Bytes,
+    },
+    /// A finished part (its last chunk was reported just before): wake requests held on it
+    /// and on the playlist.
     Part(Part),
     /// A finished segment (its last part was reported just before).
     Segment(Segment),
@@ -157,18 +186,46 @@ struct OpenPart {
     start_us: u64,
     /// Audio-only streams: decode time of the first frame in audio ticks.
     start_ticks: u64,
-    video: Vec<Frame>,
-    /// Audio-only streams: the frames.
+    /// Its first video sample is an IDR (true for audio-only parts).
+    independent: bool,
+    /// Video frames placed in it, written or not.
+    frames: usize,
+    /// The last video frame, not yet written: the next frame tells its duration.
+    pending: Option<Frame>,
+    /// Audio-only streams: frames placed in it, written or not.
+    audio_frames: u64,
+    /// Audio-only streams: frames not yet written.
     audio: Vec<Bytes>,
+    /// The chunks written so far.
+    chunks: Vec<Bytes>,
 }
 
 impl OpenPart {
-    fn video(start_us: u64) -> Self {
+    /// A video part starting with `first`.
+    fn video(start_us: u64, first: Frame) -> Self {
         Self {
             start_us,
             start_ticks: 0,
-            video: Vec::new(),
+            independent: first.sync,
+            frames: 1,
+            pending: Some(first),
+            audio_frames: 0,
             audio: Vec::new(),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// An audio-only part starting at `start_ticks`.
+    fn audio(start_us: u64, start_ticks: u64) -> Self {
+        Self {
+            start_us,
+            start_ticks,
+            independent: true,
+            frames: 0,
+            pending: None,
+            audio_frames: 0,
+            audio: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 }
@@ -389,6 +446,16 @@ impl Packager {
         }
     }
 
+    /// The chunks written so far of the part being filled, when `id` names it (possibly none
+    /// yet: its first frame waits for the next one). `None` for a part that is finished, not
+    /// started or unknown. A part being filled always finishes, at the latest when the
+    /// publish ends ([`Self::restart`]), with these chunks first.
+    pub fn open_chunks(&self, id: PartId) -> Option<&[Bytes]> {
+        let open = self.open.as_ref().filter(|open| open.msn == id.msn)?;
+        let part = open.part.as_ref()?;
+        (id.part == open.parts.len() as u64).then_some(&part.chunks[..])
+    }
+
     /// A finished segment still in the window.
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
         let first = self.segments.front()?.msn;
@@ -519,7 +586,7 @@ impl Packager {
         let (cut_segment, cut_part) = match &self.open {
             None => (false, false),
             Some(open) => {
-                let part = open.part.as_ref().filter(|p| !p.video.is_empty());
+                let part = open.part.as_ref().filter(|p| p.frames > 0);
                 let has_content = part.is_some() || !open.parts.is_empty();
                 let length = x_us.saturating_sub(open.start_us);
                 let cut_segment = has_content
@@ -536,15 +603,20 @@ impl Packager {
             self.close_segment();
         } else if cut_part {
             self.close_part(x_us)?;
+        } else {
+            self.write_chunk(x_us)?;
         }
         if self.open.is_none() {
             self.open_segment(x_us, now_unix_ms, frame.sync)?;
         }
         if let Some(open) = self.open.as_mut() {
-            open.part
-                .get_or_insert_with(|| OpenPart::video(x_us))
-                .video
-                .push(frame);
+            match open.part.as_mut() {
+                Some(part) => {
+                    part.frames += 1;
+                    part.pending = Some(frame);
+                }
+                None => open.part = Some(OpenPart::video(x_us, frame)),
+            }
         }
         Ok(())
     }
@@ -552,7 +624,8 @@ impl Packager {
     /// A frame at `x_us` fixes the duration of the open part's last frame: if that ends past
     /// `PART-TARGET` or the target duration, the frame moves to a new part (or segment), or,
     /// when it alone lasts longer than `PART-TARGET` (a timestamp jump) or is the part's only
-    /// frame, it is shortened to the limit.
+    /// frame, it is shortened to the limit. The last frame is the only one not yet written, so
+    /// moving it touches no chunk.
     fn settle(&mut self, x_us: u64, now_unix_ms: u64) -> Result<(), LlHlsError> {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
@@ -560,7 +633,7 @@ impl Packager {
         let Some(part) = open.part.as_mut() else {
             return Ok(());
         };
-        let Some(last_us) = part.video.last().map(|f| f.dts_ms * 1000) else {
+        let Some(last_us) = part.pending.as_ref().map(|f| f.dts_ms * 1000) else {
             return Ok(());
         };
         let segment_end = open.start_us.saturating_add(self.target_us);
@@ -571,8 +644,8 @@ impl Packager {
         if x_us <= limit {
             return Ok(());
         }
-        let movable = part.video.len() >= 2 && x_us - last_us <= self.part_target_us;
-        let last = if movable { part.video.pop() } else { None };
+        let movable = part.frames >= 2 && x_us - last_us <= self.part_target_us;
+        let last = if movable { part.pending.take() } else { None };
         let Some(last) = last else {
             self.close_part(limit)?;
             if x_us > segment_end {
@@ -588,9 +661,7 @@ impl Packager {
             self.open_segment(last_us, now_unix_ms, last.sync)?;
         }
         if let Some(open) = self.open.as_mut() {
-            let mut part = OpenPart::video(last_us);
-            part.video.push(last);
-            open.part = Some(part);
+            open.part = Some(OpenPart::video(last_us, last));
         }
         Ok(())
     }
@@ -618,21 +689,24 @@ impl Packager {
         }
         let per_part = audio_frames_per_part(self.part_target_us, rate);
         let mut part_end = None;
+        let mut chunk_full = false;
         if let Some(open) = self.open.as_mut() {
-            let part = open.part.get_or_insert_with(|| OpenPart {
-                start_us: ticks_to_us(ticks, rate),
-                start_ticks: ticks,
-                video: Vec::new(),
-                audio: Vec::new(),
-            });
+            let part = open
+                .part
+                .get_or_insert_with(|| OpenPart::audio(ticks_to_us(ticks, rate), ticks));
             part.audio.push(data);
-            if part.audio.len() as u64 >= per_part {
-                part_end = Some(part.start_ticks + part.audio.len() as u64 * AUDIO_FRAME_TICKS);
+            part.audio_frames += 1;
+            if part.audio_frames >= per_part {
+                part_end = Some(part.start_ticks + part.audio_frames * AUDIO_FRAME_TICKS);
             }
+            chunk_full = part.audio.len() >= AUDIO_CHUNK_FRAMES;
         }
         self.timeline.audio_ticks = Some(ticks + AUDIO_FRAME_TICKS);
         let Some(end_ticks) = part_end else {
-            return Ok(());
+            return match chunk_full {
+                true => self.write_chunk(ticks_to_us(ticks + AUDIO_FRAME_TICKS, rate)),
+                false => Ok(()),
+            };
         };
         let end_us = ticks_to_us(end_ticks, rate);
         self.close_part(end_us)?;
@@ -694,22 +768,21 @@ impl Packager {
         Ok(())
     }
 
-    /// Writes the open part as a fragment ending at `end_us`; with video, it takes the queued
-    /// audio that starts before `end_us`.
-    fn close_part(&mut self, end_us: u64) -> Result<(), LlHlsError> {
+    /// Writes what the open part holds unwritten as one chunk ending at `end_us` and reports
+    /// it. With video: the pending frame, lasting until `end_us`, and the queued audio that
+    /// starts before `end_us` (nothing without a pending frame: late audio waits for the next
+    /// chunk). Audio-only: the frames not yet written.
+    fn write_chunk(&mut self, end_us: u64) -> Result<(), LlHlsError> {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
-        let Some(part) = open.part.take() else {
+        let Some(part) = open.part.as_mut() else {
             return Ok(());
         };
-        if part.video.is_empty() && part.audio.is_empty() {
-            return Ok(());
-        }
-        let mut video = Vec::with_capacity(part.video.len());
-        for (i, frame) in part.video.iter().enumerate() {
-            let next_us = part.video.get(i + 1).map_or(end_us, |n| n.dts_ms * 1000);
-            let ticks = next_us.saturating_sub(frame.dts_ms * 1000) * 9 / 100;
+        let frame = part.pending.take();
+        let mut video = Vec::with_capacity(1);
+        if let Some(frame) = &frame {
+            let ticks = end_us.saturating_sub(frame.dts_ms * 1000) * 9 / 100;
             video.push(Sample {
                 duration: u32::try_from(ticks).map_err(|_| LlHlsError::TimestampOverflow)?,
                 cts_offset: frame.cts_90k,
@@ -718,11 +791,11 @@ impl Packager {
             });
         }
         let video_run = Run {
-            base_decode_time: part.video.first().map_or(0, |f| f.dts_ms * 90),
+            base_decode_time: frame.as_ref().map_or(0, |f| f.dts_ms * 90),
             samples: &video,
         };
         let rate = self.audio.as_ref().map_or(1, AudioTrack::timescale);
-        let queued: Vec<AudioFrame> = if open.has_video {
+        let queued: Vec<AudioFrame> = if open.has_video && frame.is_some() {
             let due = self
                 .audio_queue
                 .iter()
@@ -732,6 +805,7 @@ impl Packager {
         } else {
             Vec::new()
         };
+        let unwritten = std::mem::take(&mut part.audio);
         let (audio_base, audio_data): (u64, Vec<&[u8]>) = match queued.first() {
             Some(first) => {
                 let actual = first.dts_ms * u64::from(rate) / 1000;
@@ -743,11 +817,15 @@ impl Packager {
                 self.timeline.audio_ticks = Some(end);
                 (base, queued.iter().map(|a| &a.data[..]).collect())
             }
-            None => (
-                part.start_ticks,
-                part.audio.iter().map(|a| &a[..]).collect(),
-            ),
+            None => {
+                let written = part.audio_frames.saturating_sub(unwritten.len() as u64);
+                let base = part.start_ticks + written * AUDIO_FRAME_TICKS;
+                (base, unwritten.iter().map(|a| &a[..]).collect())
+            }
         };
+        if video.is_empty() && audio_data.is_empty() {
+            return Ok(());
+        }
         let audio: Vec<Sample<'_>> = audio_data
             .into_iter()
             .map(|data| Sample {
@@ -765,18 +843,40 @@ impl Packager {
             .movie
             .fragment(self.fragment_sequence, video_run, audio_run)?;
         self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
+        part.chunks.push(data.clone());
+        let id = PartId {
+            msn: open.msn,
+            part: open.parts.len() as u64,
+        };
+        self.push_event(Event::Chunk { id, data });
+        Ok(())
+    }
+
+    /// Writes the open part's last chunk and finishes the part at `end_us`. A chunk that fails
+    /// to write loses its samples, not the part.
+    fn close_part(&mut self, end_us: u64) -> Result<(), LlHlsError> {
+        let written = self.write_chunk(end_us);
+        let Some(open) = self.open.as_mut() else {
+            return written;
+        };
+        let Some(part) = open.part.take() else {
+            return written;
+        };
+        if part.chunks.is_empty() {
+            return written;
+        }
         let done = Part {
             msn: open.msn,
             index: open.parts.len() as u64,
             start_us: part.start_us,
             duration_us: end_us.saturating_sub(part.start_us),
-            independent: part.video.first().is_none_or(|f| f.sync),
-            data,
+            independent: part.independent,
+            chunks: part.chunks,
         };
         open.parts.push(done.clone());
         self.end_us = Some(end_us);
         self.push_event(Event::Part(done));
-        Ok(())
+        written
     }
 
     /// Finishes the open segment (whose part is closed) and slides the window. A segment
@@ -822,7 +922,8 @@ impl Packager {
     fn flush(&mut self) -> Result<(), LlHlsError> {
         let end_us = self.open.as_ref().and_then(|open| {
             let part = open.part.as_ref()?;
-            if let Some(last) = part.video.last() {
+            if open.has_video {
+                let last = part.pending.as_ref()?;
                 let frame_us = self.timeline.interval_ms.unwrap_or(DEFAULT_FRAME_MS) * 1000;
                 let limit = part
                     .start_us
@@ -831,9 +932,8 @@ impl Packager {
                 return Some((last.dts_ms * 1000).saturating_add(frame_us).min(limit));
             }
             let rate = self.audio.as_ref().map_or(1, AudioTrack::timescale);
-            let frames = part.audio.len() as u64;
             Some(ticks_to_us(
-                part.start_ticks + frames * AUDIO_FRAME_TICKS,
+                part.start_ticks + part.audio_frames * AUDIO_FRAME_TICKS,
                 rate,
             ))
         });

@@ -1,10 +1,12 @@
 //! The sample stream and synthetic ones (jitter, long GOPs, audio only, republish, codec
-//! change) through the spec checker on every playlist revision, ffprobe on the segments, and
-//! the request rules at their boundaries.
+//! change) through the spec checker on every playlist revision, every chunk read back by
+//! mp4-atom, ffprobe on the segments, and the request rules at their boundaries.
 
 use super::check::{self, Checker};
 use super::*;
+use crate::fmp4::SYNC_SAMPLE_FLAGS;
 use bytes::Bytes;
+use mp4_atom::{Decode, Mdat, Moof};
 use std::process::Command;
 
 /// The wall clock at decode time 0: 2024-05-01T12:00:00.000Z.
@@ -48,8 +50,64 @@ fn sample() -> Stream {
     }
 }
 
-/// A packager whose every event is checked: each part against its bytes and each playlist
-/// revision (full and delta) by the spec checker.
+/// One track's run in a chunk as mp4-atom reads it.
+struct ReadRun {
+    track_id: u32,
+    base_decode_time: u64,
+    /// Each sample's duration and whether it is flagged sync.
+    samples: Vec<(u32, bool)>,
+}
+
+/// A chunk read back by mp4-atom: exactly one `moof` and one `mdat`, the `mdat` holding
+/// every sample the `trun`s size. Returns the sequence number, the runs and the sample bytes.
+fn read_chunk(data: &[u8]) -> (u32, Vec<ReadRun>, usize) {
+    let mut buf = data;
+    let moof = Moof::decode(&mut buf).expect("moof");
+    let mdat = Mdat::decode(&mut buf).expect("mdat");
+    assert!(buf.is_empty(), "one moof + mdat per chunk");
+    let mut sizes = 0;
+    let runs = moof
+        .traf
+        .iter()
+        .map(|traf| {
+            let [trun] = &traf.trun[..] else {
+                panic!("one trun per traf")
+            };
+            let samples = trun
+                .samples
+                .iter()
+                .map(|e| {
+                    sizes += e.size.expect("sample size") as usize;
+                    let sync = e.flags.expect("sample flags") == SYNC_SAMPLE_FLAGS;
+                    (e.duration.expect("sample duration"), sync)
+                })
+                .collect();
+            ReadRun {
+                track_id: traf.tfhd.track_id,
+                base_decode_time: traf.tfdt.as_ref().expect("tfdt").base_media_decode_time,
+                samples,
+            }
+        })
+        .collect();
+    assert_eq!(mdat.data.len(), sizes);
+    (moof.mfhd.sequence_number, runs, sizes)
+}
+
+/// Samples seen in chunk events.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    chunks: usize,
+    video: usize,
+    sync: usize,
+    audio: usize,
+    /// Bytes of all chunks, and of their samples alone.
+    bytes: usize,
+    media: usize,
+}
+
+/// A packager whose every event is checked: each chunk read back (sequence numbers, one
+/// frame per chunk with video), each part against its chunks (contiguous decode times, its
+/// duration, INDEPENDENT) and each playlist revision (full and delta) by the spec checker.
 struct Harness {
     packager: Packager,
     checker: Checker,
@@ -59,6 +117,11 @@ struct Harness {
     segments: Vec<Segment>,
     most_skipped: u64,
     last_full: String,
+    has_video: bool,
+    /// The chunks reported for the part being filled.
+    filling: Vec<(PartId, Bytes)>,
+    last_sequence: u32,
+    tally: Tally,
 }
 
 impl Harness {
@@ -81,10 +144,15 @@ impl Harness {
             segments: Vec::new(),
             most_skipped: 0,
             last_full: String::new(),
+            has_video: false,
+            filling: Vec::new(),
+            last_sequence: 0,
+            tally: Tally::default(),
         }
     }
 
     fn configure(&mut self, stream: &Stream) {
+        self.has_video = true;
         self.packager.set_avc_config(&stream.record).unwrap();
         self.packager.set_aac_config(&stream.asc).unwrap();
     }
@@ -132,6 +200,7 @@ impl Harness {
         while let Some(event) = self.packager.poll_event() {
             match event {
                 Event::Init(init) => self.inits.push(init),
+                Event::Chunk { id, data } => self.check_chunk(id, data),
                 Event::Part(part) => {
                     self.check_part(&part);
                     self.parts.push(part);
@@ -147,14 +216,86 @@ impl Harness {
         }
     }
 
-    /// No part is longer than PART-TARGET; INDEPENDENT exactly when the first video sample
-    /// is an IDR.
-    fn check_part(&self, part: &Part) {
+    /// A chunk reads back as one `moof` + `mdat` with the next sequence number; with video it
+    /// holds one frame, audio-only at most [`AUDIO_CHUNK_FRAMES`] frames; audio is all sync.
+    /// While its part fills, [`Packager::open_chunks`] lists it.
+    fn check_chunk(&mut self, id: PartId, data: Bytes) {
+        if let Some((previous, _)) = self.filling.last() {
+            assert_eq!(*previous, id, "a part's chunks come before the next part's");
+        }
+        let (sequence, runs, media) = read_chunk(&data);
+        assert_eq!(sequence, self.last_sequence.wrapping_add(1));
+        self.last_sequence = sequence;
+        let mut video = 0;
+        for run in &runs {
+            let samples = run.samples.len();
+            if self.has_video && run.track_id == 1 {
+                video += samples;
+                self.tally.sync += run.samples.iter().filter(|s| s.1).count();
+            } else {
+                assert!(run.samples.iter().all(|&(d, sync)| d == 1024 && sync));
+                assert!(self.has_video || samples <= AUDIO_CHUNK_FRAMES);
+                self.tally.audio += samples;
+            }
+        }
+        assert_eq!(video, usize::from(self.has_video), "one frame per chunk");
+        self.tally.video += video;
+        self.tally.chunks += 1;
+        self.tally.bytes += data.len();
+        self.tally.media += media;
+        self.filling.push((id, data));
+        if let Some(open) = self.packager.open_chunks(id) {
+            let seen: Vec<&Bytes> = self.filling.iter().map(|(_, c)| c).collect();
+            assert!(open.len() <= seen.len() && open.iter().zip(&seen).all(|(a, b)| a == *b));
+        }
+    }
+
+    /// No part is longer than PART-TARGET; INDEPENDENT exactly when the first video sample is
+    /// an IDR; its chunks are the buffers reported for it, their decode times contiguous from
+    /// the part's start and their video durations summing to the part's.
+    fn check_part(&mut self, part: &Part) {
         assert!(part.duration_us <= self.packager.config().part_target_us());
+        let reported: Vec<(PartId, Bytes)> = std::mem::take(&mut self.filling);
+        assert!(!part.chunks.is_empty());
+        assert_eq!(reported.len(), part.chunks.len(), "{:?}", part.id());
+        for ((id, data), chunk) in reported.iter().zip(&part.chunks) {
+            assert_eq!(*id, part.id());
+            assert_eq!(
+                data.as_ptr(),
+                chunk.as_ptr(),
+                "the reported buffer, not a copy"
+            );
+        }
+        let bytes: Vec<u8> = part.chunks.concat();
+        assert_eq!(bytes.len(), part.size());
         let init = self.inits.last().unwrap();
-        match check::first_video_sample_is_idr(&init.data, &part.data).unwrap() {
+        match check::first_video_sample_is_idr(&init.data, &bytes).unwrap() {
             Some(idr) => assert_eq!(part.independent, idr, "{:?}", part.id()),
             None => assert!(part.independent, "audio parts are independent"),
+        }
+        let mut next: Vec<(u32, u64)> = Vec::new();
+        let mut video_ticks = 0u64;
+        for (i, chunk) in part.chunks.iter().enumerate() {
+            for run in read_chunk(chunk).1 {
+                let duration: u64 = run.samples.iter().map(|s| u64::from(s.0)).sum();
+                match next.iter_mut().find(|(track, _)| *track == run.track_id) {
+                    Some((_, at)) => {
+                        assert_eq!(run.base_decode_time, *at, "contiguous in {:?}", part.id());
+                        *at += duration;
+                    }
+                    None => next.push((run.track_id, run.base_decode_time + duration)),
+                }
+                if self.has_video && run.track_id == 1 {
+                    if i == 0 {
+                        assert_eq!(run.base_decode_time, part.start_us * 9 / 100);
+                        assert_eq!(run.samples[0].1, part.independent);
+                    }
+                    video_ticks += duration;
+                }
+            }
+        }
+        if self.has_video {
+            assert_eq!(video_ticks, part.duration_us * 9 / 100, "{:?}", part.id());
         }
     }
 
@@ -277,6 +418,156 @@ fn sample_stream_passes_the_checker_on_every_revision() {
     assert_eq!(h.packager.segment(0), None, "slid out of the window");
     assert_eq!(h.packager.decide_segment(0), FetchDecision::Gone);
     assert_eq!(h.packager.decide_segment(28), FetchDecision::Ready);
+    // Every frame but the last, whose duration is still unknown, was written in its own chunk.
+    assert_eq!(h.tally.video, 6 * 300 - 1);
+    assert_eq!(h.tally.chunks, h.tally.video);
+    assert_eq!(h.tally.sync, 30, "a keyframe every 2 s");
+}
+
+/// Bytes that are not samples, per second of the sample (30 fps, 44.1 kHz AAC): with a chunk
+/// per frame, and as one `moof` + `mdat` per part would have them.
+#[test]
+fn chunk_overhead_at_30_fps() {
+    let stream = sample();
+    let mut h = Harness::new(LlHlsConfig::default(), true);
+    h.configure(&stream);
+    h.feed(&stream, 1, 0, WALL_MS);
+    h.restart();
+    let seconds = LAP_MS as usize / 1000;
+    let chunked = (h.tally.bytes - h.tally.media) / seconds;
+    // One fragment per part: moof, mfhd and mdat headers (32 bytes) and a traf without its
+    // entries per track (64 each); the 16-byte trun entry per sample costs the same both ways.
+    let samples = h.tally.video + h.tally.audio;
+    let whole = (h.parts.len() * (32 + 2 * 64) + samples * 16) / seconds;
+    eprintln!(
+        "{} chunks in {} parts over {seconds} s: {chunked} B/s beside the samples, \
+         {whole} B/s with one fragment per part, {} B/s ({} kbit/s) more",
+        h.tally.chunks,
+        h.parts.len(),
+        chunked - whole,
+        (chunked - whole) * 8 / 1000
+    );
+    assert_eq!(h.tally.video, 300);
+    assert!(chunked - whole <= 30 * 160, "{chunked} vs {whole}");
+}
+
+/// The frames of [`synthetic`] one by one: each frame's arrival writes the previous frame, and
+/// the audio before it, as one chunk of the part the cutting rules put it in, reported at once;
+/// a finished part's event follows its last chunk.
+#[test]
+fn each_frame_is_written_as_a_chunk_when_the_next_arrives() {
+    let stream = sample();
+    let mut packager = Packager::new(LlHlsConfig::default()).unwrap();
+    packager.set_avc_config(&stream.record).unwrap();
+    packager.set_aac_config(&stream.asc).unwrap();
+    let (mut audio, mut audio_written, mut parts) = (0u64, 0, 0);
+    let mut previous_ms = 0;
+    for i in 0..120u64 {
+        let dts_ms = i * 1000 / 30;
+        while audio * 1024 * 1000 / 44_100 <= dts_ms {
+            let audio_ms = audio * 1024 * 1000 / 44_100;
+            let data = Bytes::from_static(&[0x21, 0x10, 0x04]);
+            packager.push_audio(audio_ms, data, WALL_MS).unwrap();
+            assert_eq!(packager.poll_event(), None, "audio waits for its frame");
+            audio += 1;
+        }
+        let hint = packager.live_edge().preload_hint();
+        let keyframe = i % 60 == 0;
+        let frame = VideoFrame {
+            dts_ms,
+            cts_ms: 0,
+            keyframe,
+            data: nalu(if keyframe { 0x65 } else { 0x41 }),
+        };
+        packager.push_video(frame, WALL_MS).unwrap();
+        let events: Vec<Event> = std::iter::from_fn(|| packager.poll_event()).collect();
+        if i == 0 {
+            assert!(matches!(events[..], [Event::Init(_)]), "{events:?}");
+            assert_eq!(
+                packager.open_chunks(hint),
+                Some(&[][..]),
+                "open, no chunk yet"
+            );
+            previous_ms = dts_ms;
+            continue;
+        }
+        let Some(Event::Chunk { id, data }) = events.first() else {
+            panic!("frame {i}: {events:?}")
+        };
+        assert_eq!(*id, hint, "frame {}'s part", i - 1);
+        let (_, runs, _) = read_chunk(data);
+        let video = &runs[0];
+        assert_eq!(video.base_decode_time, previous_ms * 90);
+        let duration = u32::try_from((dts_ms - previous_ms) * 90).unwrap();
+        assert_eq!(video.samples, [(duration, (i - 1) % 60 == 0)]);
+        let due = (1..audio)
+            .filter(|k| k * 1024 * 1000 / 44_100 < dts_ms)
+            .count();
+        audio_written += runs.get(1).map_or(0, |r| r.samples.len());
+        assert_eq!(audio_written, due, "the audio before the frame's end");
+        match &events[1..] {
+            [] => {
+                let open = packager.open_chunks(*id).expect("still filling");
+                assert_eq!(open.last(), Some(data));
+            }
+            [Event::Part(part), rest @ ..] => {
+                assert_eq!(part.id(), *id);
+                assert_eq!(part.chunks.last(), Some(data));
+                assert_eq!(packager.open_chunks(*id), None);
+                assert_eq!(packager.part(*id), Some(part));
+                let next = packager.live_edge().preload_hint();
+                assert_eq!(packager.open_chunks(next), Some(&[][..]));
+                assert!(matches!(rest, [] | [Event::Segment(_)]), "{rest:?}");
+                parts += 1;
+            }
+            other => panic!("frame {i}: {other:?}"),
+        }
+        previous_ms = dts_ms;
+    }
+    assert_eq!(parts, 11, "4 s of 334 ms parts, the last still filling");
+}
+
+/// A republish writes the open part's last frame (lasting one frame interval) as its last
+/// chunk and finishes the part, so a reader of the part being filled always sees it end.
+#[test]
+fn a_republish_writes_the_last_chunk_and_finishes_the_part() {
+    let mut h = synthetic_harness(true);
+    for i in 0..5u64 {
+        let frame = VideoFrame {
+            dts_ms: i * 40,
+            cts_ms: 0,
+            keyframe: i == 0,
+            data: nalu(if i == 0 { 0x65 } else { 0x41 }),
+        };
+        h.video(frame, WALL_MS);
+    }
+    let id = PartId { msn: 0, part: 0 };
+    assert_eq!(h.packager.open_chunks(id).map(<[Bytes]>::len), Some(4));
+    assert!(h.parts.is_empty());
+    h.restart();
+    assert_eq!(h.packager.open_chunks(id), None);
+    let part = h.packager.part(id).expect("finished");
+    assert_eq!((part.chunks.len(), part.duration_us), (5, 200_000));
+    assert_eq!(h.tally.chunks, 5);
+}
+
+/// Audio-only parts of 14 frames are written as chunks of 4, 4, 4 and 2 frames.
+#[test]
+fn audio_only_chunks_group_frames() {
+    let mut h = Harness::new(LlHlsConfig::default(), true);
+    h.packager.set_aac_config(&sample().asc).unwrap();
+    let mut sizes = Vec::new();
+    for k in 0..28u64 {
+        let dts_ms = k * 1024 * 1000 / 44_100;
+        let data = Bytes::from_static(&[0x21, 0x10, 0x04]);
+        h.packager.push_audio(dts_ms, data, WALL_MS).unwrap();
+        while let Some(event) = h.packager.poll_event() {
+            if let Event::Chunk { data, .. } = event {
+                sizes.push(read_chunk(&data).1[0].samples.len());
+            }
+        }
+    }
+    assert_eq!(sizes, [4, 4, 4, 2, 4, 4, 4, 2]);
 }
 
 #[test]
@@ -294,7 +585,9 @@ fn ffprobe_reads_init_and_segments() {
     let mut file = h.inits[0].data.to_vec();
     for segment in &h.segments {
         for part in &segment.parts {
-            file.extend_from_slice(&part.data);
+            for chunk in &part.chunks {
+                file.extend_from_slice(chunk);
+            }
         }
     }
     let path = std::env::temp_dir().join(format!("livepulse-llhls-{}.mp4", std::process::id()));
