@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::builder::styling::Reset;
+use clap::builder::StyledStr;
 use clap::{Args, Subcommand};
 
 use crate::drivers::{
@@ -74,9 +76,15 @@ struct RunFlags {
     quiet: bool,
 }
 
+/// Help text that shows its `{n}` placeholders: clap turns every `{n}` in help into a line
+/// break, so an empty style (invisible, and dropped when colours are off) goes inside it.
+fn placeholders(text: &str) -> StyledStr {
+    StyledStr::from(text.replace("{n}", &format!("{{{Reset}n}}")))
+}
+
 #[derive(Args, Debug)]
 struct PlayCmd {
-    /// Stream URL; `{n}` / `{n%K}` expand per viewer.
+    #[arg(help = placeholders("Stream URL; `{n}` / `{n%K}` expand per viewer"))]
     url: String,
     /// Concurrent viewers.
     #[arg(long, default_value_t = 10)]
@@ -108,7 +116,7 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 #[derive(Args, Debug)]
 struct PublishCmd {
-    /// `rtmp://host/app/stream{n}`.
+    #[arg(help = placeholders("`rtmp://host/app/stream{n}`"))]
     url: String,
     /// Concurrent streams.
     #[arg(long, default_value_t = 1)]
@@ -145,8 +153,10 @@ struct HttpCmd {
 
 #[derive(Args, Debug)]
 struct ChatCmd {
-    /// `ws://` URL; `{room}`, `{token}`, `{user}`, `{n}` expand per member.
-    #[arg(default_value = "ws://127.0.0.1:8090/ws?room={room}&token={token}")]
+    #[arg(
+        default_value = "ws://127.0.0.1:8090/ws?room={room}&token={token}",
+        help = placeholders("`ws://` URL; `{room}`, `{token}`, `{user}`, `{n}` expand per member")
+    )]
     url: String,
     /// Members.
     #[arg(long, default_value_t = 100)]
@@ -449,6 +459,19 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_shows_the_n_placeholder() {
+        for (sub, want) in [
+            ("rtmp-play", "`{n}` / `{n%K}` expand per viewer"),
+            ("rtmp-publish", "`rtmp://host/app/stream{n}`"),
+            ("ws-chat", "`{user}`, `{n}` expand per member"),
+        ] {
+            let err = parse_from(["load", sub, "--help"]).expect_err("help");
+            let help = err.to_string();
+            assert!(help.contains(want), "{sub}: {help}");
+        }
+    }
 
     fn parse(args: &[&str]) -> LoadArgs {
         let mut all = vec!["load"];

@@ -190,6 +190,7 @@ pub struct Metrics {
     t0: Instant,
     active: AtomicU64,
     dropped: AtomicU64,
+    restarts: AtomicU64,
     inner: Mutex<Recorded>,
 }
 
@@ -200,6 +201,7 @@ impl Metrics {
             t0,
             active: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             inner: Mutex::new(Recorded::empty()),
         }
     }
@@ -256,6 +258,16 @@ impl Metrics {
     /// Arrivals dropped so far.
     pub fn dropped_count(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+
+    /// A closed-model user's session ended early and will start again after a backoff.
+    pub fn restarted(&self) {
+        self.restarts.fetch_add(1, Relaxed);
+    }
+
+    /// Sessions restarted so far.
+    pub fn restart_count(&self) -> u64 {
+        self.restarts.load(Relaxed)
     }
 
     /// Records one `op` that took `latency`, completing now.

@@ -85,6 +85,10 @@ pub struct Arrivals {
     pub started: u64,
     /// Arrivals that could not start because too many were in flight.
     pub dropped: u64,
+    /// Closed-model sessions that ended early (refused, failed or over) and started again
+    /// after a backoff.
+    #[serde(default)]
+    pub restarts: u64,
     /// Delay of actual starts behind intended starts (the generator's own lag).
     pub start_lag: Summary,
 }
@@ -263,8 +267,14 @@ pub struct WorkloadInfo {
 }
 
 impl WorkloadReport {
-    /// Builds the report of one workload.
-    pub fn build(info: WorkloadInfo, r: Recorded, dropped: u64, t0: std::time::Instant) -> Self {
+    /// Builds the report of one workload from its recording and its `(dropped, restarts)`
+    /// counts.
+    pub fn build(
+        info: WorkloadInfo,
+        r: Recorded,
+        (dropped, restarts): (u64, u64),
+        t0: std::time::Instant,
+    ) -> Self {
         let ms_since =
             |i: std::time::Instant| i.saturating_duration_since(t0).as_secs_f64() * 1000.0;
         let pulses = r
@@ -302,6 +312,7 @@ impl WorkloadReport {
             arrivals: Arrivals {
                 started: r.start_lag.len(),
                 dropped,
+                restarts,
                 start_lag: Summary::of(&r.start_lag),
             },
             operations: r
@@ -474,6 +485,7 @@ fn merge_workload(o: &mut WorkloadReport, w: WorkloadReport) -> anyhow::Result<(
     }
     o.arrivals.started += w.arrivals.started;
     o.arrivals.dropped += w.arrivals.dropped;
+    o.arrivals.restarts += w.arrivals.restarts;
     merge_summary(&mut o.arrivals.start_lag, &w.arrivals.start_lag, DIGITS)?;
     add_counts(&mut o.errors, w.errors);
     add_counts(&mut o.outcomes, w.outcomes);
@@ -577,7 +589,7 @@ mod tests {
             duration_secs: 10.0,
             shards: vec![shard],
             generators: Vec::new(),
-            workloads: vec![WorkloadReport::build(info(), m.finish(), 0, t0)],
+            workloads: vec![WorkloadReport::build(info(), m.finish(), (0, 0), t0)],
             thresholds: Vec::new(),
             passed: true,
         };
@@ -717,7 +729,7 @@ mod tests {
                 "join_burst_frames_avg <= 100".into(),
                 "never_caught_up == 0".into(),
             ];
-            WorkloadReport::build(info, m.finish(), 0, t0)
+            WorkloadReport::build(info, m.finish(), (0, 0), t0)
         };
         let mut r = Report {
             schema: SCHEMA.into(),
@@ -776,7 +788,7 @@ mod tests {
             let mut info = info();
             info.driver = "llhls-play".into();
             info.primary = "startup".into();
-            WorkloadReport::build(info, m.finish(), 0, t0)
+            WorkloadReport::build(info, m.finish(), (0, 0), t0)
         };
         let one = viewers(2, 120);
         let ll = one.media.as_ref().and_then(|m| m.llhls.clone());
@@ -819,7 +831,7 @@ mod tests {
             "{text}"
         );
         // Reports without LL-HLS sessions read and write as before.
-        let flv = WorkloadReport::build(info(), Metrics::new(t0).finish(), 0, t0);
+        let flv = WorkloadReport::build(info(), Metrics::new(t0).finish(), (0, 0), t0);
         let json = serde_json::to_value(&flv).expect("serializes");
         assert!(json.get("media").is_none_or(|m| m.get("llhls").is_none()));
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::drivers::{Ctx, Driver};
 use crate::generator::CpuMonitor;
 use crate::live::Live;
@@ -23,8 +24,6 @@ use crate::workload::Schedule;
 /// released by one timer tick with nothing left to do but send, like a synchronizing timer.
 /// Spread arrivals start at their instant and share keep-alive connections.
 const PULSE_LEAD: Duration = Duration::from_secs(3);
-/// A session that ends early is restarted after this pause, unless the workload ends first.
-const SESSION_RETRY: Duration = Duration::from_secs(1);
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -145,7 +144,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Re
             thresholds: r.spec.thresholds.clone(),
             active_secs: r.duration.as_secs_f64(),
         };
-        let w = WorkloadReport::build(info, r.metrics.finish(), d, t0);
+        let restarts = r.metrics.restart_count();
+        let w = WorkloadReport::build(info, r.metrics.finish(), (d, restarts), t0);
         worst_lag = worst_lag.max(w.arrivals.start_lag.p99_ms);
         reports.push(w);
     }
@@ -185,7 +185,9 @@ async fn run_workload(
                 tasks.spawn(async move {
                     tokio::time::sleep_until((start + user.at).into()).await;
                     let _active = metrics.active();
+                    let mut backoff = Backoff::default();
                     while Instant::now() < end && !stop.is_cancelled() {
+                        let began = Instant::now();
                         let ctx = Ctx {
                             workload: &workload,
                             index: user.index,
@@ -198,9 +200,14 @@ async fn run_workload(
                         };
                         driver.iterate(&ctx).await;
                         if session {
-                            // Also in the last pause before the end: a session that fails at
-                            // once is not restarted in a tight loop.
-                            let retry_at = (Instant::now() + SESSION_RETRY).min(end);
+                            // A session that ended early (refused, failed, or over) is
+                            // restarted after a backoff, as a real client reconnects; also in
+                            // the last pause before the end.
+                            let pause = backoff.pause(user.index, began.elapsed());
+                            let retry_at = (Instant::now() + pause).min(end);
+                            if retry_at < end {
+                                metrics.restarted();
+                            }
                             tokio::time::sleep_until(retry_at.into()).await;
                         }
                     }

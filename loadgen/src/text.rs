@@ -21,9 +21,10 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(s, "\n{} ({} → {})", w.name, w.driver, w.target);
         let _ = writeln!(
             s,
-            "  started {}  dropped {}  start lag p99 {:.2} ms  throughput {:.1}/s  error rate {:.3}%",
+            "  started {}  dropped {}  restarts {}  start lag p99 {:.2} ms  throughput {:.1}/s  error rate {:.3}%",
             w.arrivals.started,
             w.arrivals.dropped,
+            w.arrivals.restarts,
             w.arrivals.start_lag.p99_ms,
             w.throughput_per_sec,
             w.error_rate * 100.0

@@ -71,8 +71,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Runs `play`: Ctrl-C or `--duration` ends it; a failed session prints its summary and
-/// returns the error.
+/// Runs `play`: Ctrl-C or `--duration` ends it; a failed session, or one whose playback never
+/// started, prints its summary and returns an error (so the command exits non-zero).
 pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     let options = PlayOptions {
         duration: args.duration,
@@ -110,6 +110,10 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     }
     match error {
         Some(kind) => Err(kind.into()),
+        None if summary.startup_ms.is_none() => Err(anyhow::anyhow!(
+            "playback never started ({} bytes received)",
+            summary.bytes
+        )),
         None => Ok(()),
     }
 }

@@ -145,6 +145,32 @@ async fn play_exits_with_a_clear_error_on_hostile_playlists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_exits_non_zero_when_playback_never_starts() {
+    // A live playlist whose segments all answer 404: the player skips them and waits for
+    // more until its duration ends, without ever playing.
+    let app = Router::new().route(
+        "/live.m3u8",
+        get(|| async {
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n"
+        }),
+    );
+    let url = format!("http://{}/live.m3u8", serve(app).await);
+    let exited = tokio::task::spawn_blocking(move || {
+        livepulse_exits(&["play", &url, "--duration", "3s"], Duration::from_secs(30))
+    })
+    .await
+    .expect("waits");
+    let stderr = &exited.stderr;
+    assert!(
+        exited.code.is_some_and(|c| c != 0 && c != 101),
+        "exit {:?}: {stderr}",
+        exited.code
+    );
+    assert!(stderr.contains("playback never started"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_run_completes_and_counts_the_viewers_errors() {
     let addr = hostile_server().await;
     let mut toml = "name = \"hostile\"\nduration = \"3s\"\ngrace = \"2s\"\n".to_string();
