@@ -43,40 +43,20 @@ sleep 6
 
 o="http://127.0.0.1:$ORIGIN/live"
 e="http://127.0.0.1:$EDGE/live"
-cat >"$work/latency.toml" <<TOML
-name = "latency by protocol"
-duration = "$((SECS + 5))s"
-
-[[workload]]
-name = "RTMP, origin"
-driver = { kind = "rtmp-play", url = "rtmp://127.0.0.1:$RTMP/live/cam" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-
-[[workload]]
-name = "HTTP-FLV, origin"
-driver = { kind = "flv-play", url = "$o/cam.flv" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-
-[[workload]]
-name = "HTTP-FLV, edge"
-driver = { kind = "flv-play", url = "$e/cam.flv" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-
-[[workload]]
-name = "TS-HLS, edge"
-driver = { kind = "hls-play", url = "$e/cam.m3u8" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-
-[[workload]]
-name = "LL-HLS, origin"
-driver = { kind = "llhls-play", url = "$o/cam/ll.m3u8" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-
-[[workload]]
-name = "LL-HLS, edge"
-driver = { kind = "llhls-play", url = "$e/cam/ll.m3u8" }
-model = { kind = "closed", users = $LATENCY_VIEWERS }
-TOML
+# One closed workload of LATENCY_VIEWERS viewers. Args: name, driver kind, URL.
+workload() {
+  printf '\n[[workload]]\nname = "%s"\ndriver = { kind = "%s", url = "%s" }\n' "$1" "$2" "$3"
+  printf 'model = { kind = "closed", users = %s }\n' "$LATENCY_VIEWERS"
+}
+{
+  printf 'name = "latency by protocol"\nduration = "%ss"\n' "$((SECS + 5))"
+  workload "RTMP, origin" rtmp-play "rtmp://127.0.0.1:$RTMP/live/cam"
+  workload "HTTP-FLV, origin" flv-play "$o/cam.flv"
+  workload "HTTP-FLV, edge" flv-play "$e/cam.flv"
+  workload "TS-HLS, edge" hls-play "$e/cam.m3u8"
+  workload "LL-HLS, origin" llhls-play "$o/cam/ll.m3u8"
+  workload "LL-HLS, edge" llhls-play "$e/cam/ll.m3u8"
+} >"$work/latency.toml"
 TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" load "$work/latency.toml" --json "$work/latency.json" \
   --quiet >"$work/latency.log" 2>&1 || true
 
@@ -99,19 +79,23 @@ for w in r["workloads"]:
 PY
 
 # Part 2: VIEWERS LL-HLS viewers through the edge, 10% of them reading SEI stamps.
+# Requests the edge has sent to the origin so far.
+origin_requests() {
+  curl -s "http://127.0.0.1:$EDGE/metrics" | awk '/^livepulse_edge_back_origin_requests_total /{print $2}'
+}
 RAMP=20
-before_req=$(curl -s "http://127.0.0.1:$EDGE/metrics" | awk '/^livepulse_edge_back_origin_requests_total /{print $2}')
+before_req=$(origin_requests)
 TOKIO_WORKER_THREADS=1 taskset -c 1 "$BIN" load llhls-play "$e/cam/ll.m3u8" --viewers "$VIEWERS" \
   --qoe-sample 0.1 --ramp "${RAMP}s" --duration "$((RAMP + 5 + SECS + 2))s" \
   --json "$work/viewers.json" --quiet >"$work/viewers.log" 2>&1 &
 gen=$!
 pids+=($gen)
 sleep $((RAMP + 5))
-req0=$(curl -s "http://127.0.0.1:$EDGE/metrics" | awk '/^livepulse_edge_back_origin_requests_total /{print $2}')
+req0=$(origin_requests)
 t0=$(cpu_ticks "$edge")
 o0=$(cpu_ticks "$origin")
 sleep "$SECS"
-req1=$(curl -s "http://127.0.0.1:$EDGE/metrics" | awk '/^livepulse_edge_back_origin_requests_total /{print $2}')
+req1=$(origin_requests)
 t1=$(cpu_ticks "$edge")
 o1=$(cpu_ticks "$origin")
 rss=$(rss_kib "$edge")

@@ -1,9 +1,47 @@
-//! The built-in sample (`assets/sample.flv`) decoded for unit tests: its configuration records
-//! and its frames in file order.
+//! Test vectors shared by the unit tests: the built-in sample (`assets/sample.flv`) decoded into
+//! its configuration records and frames in file order, a hand-made 1280x720 AVC record, and
+//! fMP4 samples.
 
 use bytes::Bytes;
 
 use crate::flv::{self, VideoPacket};
+use crate::fmp4::Sample;
+
+/// An SPS of 1280x720 Main profile, level 3.1.
+pub(crate) const SPS_720P: [u8; 25] = [
+    0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08,
+    0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
+];
+/// A PPS to go with [`SPS_720P`].
+pub(crate) const PPS_720P: [u8; 4] = [0x68, 0xeb, 0xec, 0xb2];
+
+/// AVCDecoderConfigurationRecord of [`SPS_720P`] and [`PPS_720P`]: version 1,
+/// profile/compatibility/level from the SPS, 4-byte NALU lengths (0xFF), one SPS (0xE1), one
+/// PPS.
+pub(crate) fn record_720p() -> Vec<u8> {
+    [
+        &[1, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0, 25][..],
+        &SPS_720P,
+        &[1, 0, 4],
+        &PPS_720P,
+    ]
+    .concat()
+}
+
+/// An fMP4 sample.
+pub(crate) fn fmp4_sample(
+    duration: u32,
+    cts_offset: i32,
+    is_sync: bool,
+    data: &[u8],
+) -> Sample<'_> {
+    Sample {
+        duration,
+        cts_offset,
+        is_sync,
+        data,
+    }
+}
 
 /// One audio or video frame of the sample; times in ms, the body without its FLV header.
 pub(crate) struct SampleFrame {

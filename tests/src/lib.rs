@@ -242,6 +242,16 @@ pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> medi
         .expect("origin starts")
 }
 
+/// An edge on an ephemeral loopback port in front of `origin`.
+pub async fn start_edge(
+    origin: &media_server::Running,
+    tweak: impl FnOnce(&mut cdn_edge::Config),
+) -> cdn_edge::Running {
+    let mut config = cdn_edge::Config::ephemeral(vec![format!("http://{}", origin.http_addr())]);
+    tweak(&mut config);
+    cdn_edge::Server::bind(config).await.expect("edge starts")
+}
+
 /// Waits up to 15 s until `key` has a live publisher whose video codec is known.
 pub async fn wait_publishing(origin: &media_server::Running, key: &str) -> bool {
     wait_for(Duration::from_secs(15), || async {

@@ -36,12 +36,7 @@ async fn header_floods_and_stuck_readers_do_not_hurt_other_viewers() {
     })
     .await;
     assert!(live.is_some());
-    let edge = cdn_edge::Server::bind(cdn_edge::Config::ephemeral(vec![format!(
-        "http://{}",
-        origin.http_addr()
-    )]))
-    .await
-    .expect("edge starts");
+    let edge = livepulse_tests::start_edge(&origin, |_| {}).await;
     let addr = edge.http_addr();
     let url = format!("http://{addr}/live/bad.flv");
 

@@ -62,12 +62,7 @@ async fn hls_js_plays_ll_hls_from_the_origin_and_the_edge_within_two_seconds() {
     }
     // Classic HLS as the demo serves it (2 s segments), for a fair baseline.
     let origin = livepulse_tests::start_origin(|c| c.hls.target_duration_secs = 2.0).await;
-    let edge = cdn_edge::Server::bind(cdn_edge::Config::ephemeral(vec![format!(
-        "http://{}",
-        origin.http_addr()
-    )]))
-    .await
-    .expect("edge starts");
+    let edge = livepulse_tests::start_edge(&origin, |_| {}).await;
     let (o, e) = (origin.http_addr(), edge.http_addr());
     let _ffmpeg = ffmpeg_publish_with_b_frames(
         &format!("rtmp://{}/live/b", origin.rtmp_addr()),

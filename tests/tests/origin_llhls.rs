@@ -430,12 +430,7 @@ async fn viewers_of_the_hinted_part_through_the_edge_share_one_streaming_origin_
     let origin = start_origin(|_| {}).await;
     let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
     let origin_base = format!("http://{}/live/cam", origin.http_addr());
-    let mut edge_config =
-        cdn_edge::Config::ephemeral(vec![format!("http://{}", origin.http_addr())]);
-    edge_config.health_interval_ms = 60_000;
-    let edge = cdn_edge::Server::bind(edge_config)
-        .await
-        .expect("edge starts");
+    let edge = livepulse_tests::start_edge(&origin, |c| c.health_interval_ms = 60_000).await;
     let edge_http = format!("http://{}", edge.http_addr());
     let base = format!("{edge_http}/live/cam");
     let (stop, publisher) = push_sample(&rtmp);
@@ -607,10 +602,7 @@ async fn held_requests_time_out_with_503_and_are_capped_per_address() {
 async fn blocking_requests_and_parts_through_the_edge_pass_the_checker() {
     let origin = start_origin(|_| {}).await;
     let rtmp = format!("rtmp://{}/live/cam", origin.rtmp_addr());
-    let edge_config = cdn_edge::Config::ephemeral(vec![format!("http://{}", origin.http_addr())]);
-    let edge = cdn_edge::Server::bind(edge_config)
-        .await
-        .expect("edge starts");
+    let edge = livepulse_tests::start_edge(&origin, |_| {}).await;
     let (stop, publisher) = push_sample(&rtmp);
     let base = format!("http://{}/live/cam", edge.http_addr());
     let playlist_url = format!("{base}/ll.m3u8");

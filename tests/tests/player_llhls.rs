@@ -61,12 +61,7 @@ fn assert_followed_the_live_edge(s: &Summary, secs: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plays_llhls_from_the_origin_and_through_the_edge_within_the_latency_budget() {
     let origin = start_origin(|_| {}).await;
-    let edge = cdn_edge::Server::bind(cdn_edge::Config::ephemeral(vec![format!(
-        "http://{}",
-        origin.http_addr()
-    )]))
-    .await
-    .expect("edge starts");
+    let edge = livepulse_tests::start_edge(&origin, |_| {}).await;
     let (stop, publisher) = push_sample(&format!("rtmp://{}/live/ll", origin.rtmp_addr()));
     let direct = format!("http://{}/live/ll/ll.m3u8", origin.http_addr());
     let listed = wait_for(Duration::from_secs(20), || async {

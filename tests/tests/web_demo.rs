@@ -27,12 +27,7 @@ struct Stack {
 impl Stack {
     async fn start() -> Stack {
         let origin = livepulse_tests::start_origin(|_| {}).await;
-        let edge = cdn_edge::Server::bind(cdn_edge::Config::ephemeral(vec![format!(
-            "http://{}",
-            origin.http_addr()
-        )]))
-        .await
-        .expect("edge starts");
+        let edge = livepulse_tests::start_edge(&origin, |_| {}).await;
         let (o, e) = (origin.http_addr(), edge.http_addr());
         let web = business_server::config::WebPage {
             hls: format!("http://{e}/live/demo.m3u8"),

@@ -8,28 +8,10 @@ use mp4_atom::{Codec, Decode, Ftyp, Mdat, Moof, Moov};
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_sample::SampleFrame;
+use crate::test_sample::{fmp4_sample as sample, record_720p as record, SampleFrame};
 
-/// An SPS of 1280x720 Main profile, level 3.1 (the vector of `avc` tests), and a PPS.
-const SPS: [u8; 25] = [
-    0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08,
-    0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
-];
-const PPS: [u8; 4] = [0x68, 0xeb, 0xec, 0xb2];
 /// AAC LC, 44.1 kHz, stereo.
 const ASC: [u8; 2] = [0x12, 0x10];
-
-/// AVCDecoderConfigurationRecord: version 1, profile/compatibility/level from the SPS,
-/// 4-byte NALU lengths (0xFF), one SPS (0xE1), one PPS.
-fn record() -> Vec<u8> {
-    [
-        &[1, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0, 25][..],
-        &SPS,
-        &[1, 0, 4],
-        &PPS,
-    ]
-    .concat()
-}
 
 fn movie(video: bool, audio: bool) -> Movie {
     Movie::new(
@@ -37,15 +19,6 @@ fn movie(video: bool, audio: bool) -> Movie {
         audio.then(|| AudioTrack::new(&ASC).unwrap()),
     )
     .unwrap()
-}
-
-fn sample(duration: u32, cts_offset: i32, is_sync: bool, data: &[u8]) -> Sample<'_> {
-    Sample {
-        duration,
-        cts_offset,
-        is_sync,
-        data,
-    }
 }
 
 /// The boxes laid end to end in `data`.

@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::fmp4::{AudioTrack, Movie, Run, Sample, VideoTrack, VIDEO_TIMESCALE};
+use crate::fmp4::{AudioTrack, Movie, Run, VideoTrack, VIDEO_TIMESCALE};
+use crate::test_sample::fmp4_sample as sample;
 
 /// The built-in sample's AVC record and AudioSpecificConfig.
 fn configs() -> (Vec<u8>, Vec<u8>) {
@@ -20,15 +21,6 @@ fn movie() -> Movie {
         Some(AudioTrack::new(&asc).expect("audio")),
     )
     .expect("movie")
-}
-
-fn sample(duration: u32, cts_offset: i32, is_sync: bool, data: &[u8]) -> Sample<'_> {
-    Sample {
-        duration,
-        cts_offset,
-        is_sync,
-        data,
-    }
 }
 
 /// A box of `kind` around `body`.

@@ -723,22 +723,6 @@ fn republish_continues_the_sequence_after_a_discontinuity() {
     assert_eq!(h.inits.len(), 1);
 }
 
-/// The fMP4 tests' 1280x720 Main profile record.
-fn other_record() -> Vec<u8> {
-    let sps = [
-        0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00,
-        0x08, 0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
-    ];
-    let pps = [0x68, 0xeb, 0xec, 0xb2];
-    [
-        &[1, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0, 25][..],
-        &sps,
-        &[1, 0, 4],
-        &pps,
-    ]
-    .concat()
-}
-
 #[test]
 fn a_codec_change_brings_a_new_init_and_a_discontinuity() {
     let stream = sample();
@@ -755,10 +739,14 @@ fn a_codec_change_brings_a_new_init_and_a_discontinuity() {
     };
     feed(&mut h, &stream.inputs[..half]);
     let before = h.segments.len();
-    h.packager.set_avc_config(&other_record()).unwrap();
+    h.packager
+        .set_avc_config(&crate::test_sample::record_720p())
+        .unwrap();
     h.drain();
     assert_eq!(h.segments.len(), before + 1, "the open segment ends");
-    h.packager.set_avc_config(&other_record()).unwrap();
+    h.packager
+        .set_avc_config(&crate::test_sample::record_720p())
+        .unwrap();
     assert_eq!(
         h.packager.poll_event(),
         None,
