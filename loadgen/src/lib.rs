@@ -4,7 +4,6 @@
 //! arrival's intended start, live progress, JSON and HTML reports, thresholds, and shards that
 //! merge exactly.
 
-pub mod backoff;
 pub mod cli;
 pub mod drivers;
 pub mod generator;

@@ -165,6 +165,10 @@ pub struct Recorded {
     pub has_media: bool,
     /// Bytes received.
     pub bytes: u64,
+    /// Arrivals dropped (too many in flight).
+    pub dropped: u64,
+    /// Closed-model sessions restarted after ending early.
+    pub restarts: u64,
 }
 
 impl Recorded {
@@ -181,6 +185,8 @@ impl Recorded {
             media: MediaTotals::default(),
             has_media: false,
             bytes: 0,
+            dropped: 0,
+            restarts: 0,
         }
     }
 }
@@ -255,19 +261,9 @@ impl Metrics {
         self.dropped.fetch_add(1, Relaxed);
     }
 
-    /// Arrivals dropped so far.
-    pub fn dropped_count(&self) -> u64 {
-        self.dropped.load(Relaxed)
-    }
-
     /// A closed-model user's session ended early and will start again after a backoff.
     pub fn restarted(&self) {
         self.restarts.fetch_add(1, Relaxed);
-    }
-
-    /// Sessions restarted so far.
-    pub fn restart_count(&self) -> u64 {
-        self.restarts.load(Relaxed)
     }
 
     /// Records one `op` that took `latency`, completing now.
@@ -438,7 +434,11 @@ impl Metrics {
 
     /// Takes everything recorded.
     pub fn finish(&self) -> Recorded {
-        std::mem::replace(&mut *self.inner.lock(), Recorded::empty())
+        Recorded {
+            dropped: self.dropped.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            ..std::mem::replace(&mut *self.inner.lock(), Recorded::empty())
+        }
     }
 }
 

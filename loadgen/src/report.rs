@@ -267,14 +267,8 @@ pub struct WorkloadInfo {
 }
 
 impl WorkloadReport {
-    /// Builds the report of one workload from its recording and its `(dropped, restarts)`
-    /// counts.
-    pub fn build(
-        info: WorkloadInfo,
-        r: Recorded,
-        (dropped, restarts): (u64, u64),
-        t0: std::time::Instant,
-    ) -> Self {
+    /// Builds the report of one workload.
+    pub fn build(info: WorkloadInfo, r: Recorded, t0: std::time::Instant) -> Self {
         let ms_since =
             |i: std::time::Instant| i.saturating_duration_since(t0).as_secs_f64() * 1000.0;
         let pulses = r
@@ -311,8 +305,8 @@ impl WorkloadReport {
             threshold_exprs: info.thresholds,
             arrivals: Arrivals {
                 started: r.start_lag.len(),
-                dropped,
-                restarts,
+                dropped: r.dropped,
+                restarts: r.restarts,
                 start_lag: Summary::of(&r.start_lag),
             },
             operations: r
@@ -589,7 +583,7 @@ mod tests {
             duration_secs: 10.0,
             shards: vec![shard],
             generators: Vec::new(),
-            workloads: vec![WorkloadReport::build(info(), m.finish(), (0, 0), t0)],
+            workloads: vec![WorkloadReport::build(info(), m.finish(), t0)],
             thresholds: Vec::new(),
             passed: true,
         };
@@ -729,7 +723,7 @@ mod tests {
                 "join_burst_frames_avg <= 100".into(),
                 "never_caught_up == 0".into(),
             ];
-            WorkloadReport::build(info, m.finish(), (0, 0), t0)
+            WorkloadReport::build(info, m.finish(), t0)
         };
         let mut r = Report {
             schema: SCHEMA.into(),
@@ -788,7 +782,7 @@ mod tests {
             let mut info = info();
             info.driver = "llhls-play".into();
             info.primary = "startup".into();
-            WorkloadReport::build(info, m.finish(), (0, 0), t0)
+            WorkloadReport::build(info, m.finish(), t0)
         };
         let one = viewers(2, 120);
         let ll = one.media.as_ref().and_then(|m| m.llhls.clone());
@@ -831,7 +825,7 @@ mod tests {
             "{text}"
         );
         // Reports without LL-HLS sessions read and write as before.
-        let flv = WorkloadReport::build(info(), Metrics::new(t0).finish(), (0, 0), t0);
+        let flv = WorkloadReport::build(info(), Metrics::new(t0).finish(), t0);
         let json = serde_json::to_value(&flv).expect("serializes");
         assert!(json.get("media").is_none_or(|m| m.get("llhls").is_none()));
     }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::drivers::{Ctx, Driver};
 use crate::generator::CpuMonitor;
 use crate::live::Live;
@@ -24,6 +23,13 @@ use crate::workload::Schedule;
 /// released by one timer tick with nothing left to do but send, like a synchronizing timer.
 /// Spread arrivals start at their instant and share keep-alive connections.
 const PULSE_LEAD: Duration = Duration::from_secs(3);
+
+/// Pauses before a closed-model user starts a session again after one that ended early, as
+/// real clients reconnect: 1 s doubling to 20 s, each ±50%.
+const SESSION_BACKOFF: push_client::Backoff = push_client::Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(20),
+};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -133,8 +139,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Re
     let mut dropped = 0;
     let mut worst_lag = 0.0f64;
     for r in running {
-        let d = r.metrics.dropped_count();
-        dropped += d;
         let info = WorkloadInfo {
             name: r.spec.name.clone(),
             driver: r.spec.driver.kind().to_string(),
@@ -144,8 +148,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Re
             thresholds: r.spec.thresholds.clone(),
             active_secs: r.duration.as_secs_f64(),
         };
-        let restarts = r.metrics.restart_count();
-        let w = WorkloadReport::build(info, r.metrics.finish(), (d, restarts), t0);
+        let w = WorkloadReport::build(info, r.metrics.finish(), t0);
+        dropped += w.arrivals.dropped;
         worst_lag = worst_lag.max(w.arrivals.start_lag.p99_ms);
         reports.push(w);
     }
@@ -185,7 +189,7 @@ async fn run_workload(
                 tasks.spawn(async move {
                     tokio::time::sleep_until((start + user.at).into()).await;
                     let _active = metrics.active();
-                    let mut backoff = Backoff::default();
+                    let mut attempt = 0;
                     while Instant::now() < end && !stop.is_cancelled() {
                         let began = Instant::now();
                         let ctx = Ctx {
@@ -203,7 +207,8 @@ async fn run_workload(
                             // A session that ended early (refused, failed, or over) is
                             // restarted after a backoff, as a real client reconnects; also in
                             // the last pause before the end.
-                            let pause = backoff.pause(user.index, began.elapsed());
+                            let pause =
+                                SESSION_BACKOFF.after_session(&mut attempt, began.elapsed());
                             let retry_at = (Instant::now() + pause).min(end);
                             if retry_at < end {
                                 metrics.restarted();

@@ -33,10 +33,21 @@ impl Backoff {
         let base = self.initial.saturating_mul(1u32 << n.min(16)).min(self.max);
         base.mul_f64(rand::random_range(0.5..1.5))
     }
+
+    /// The delay before the next session, after one that lasted `lasted`; `attempt` counts
+    /// the sessions in a row that lasted less than [`STABLE`] (a stable one starts it over).
+    pub fn after_session(&self, attempt: &mut u32, lasted: Duration) -> Duration {
+        if lasted >= STABLE {
+            *attempt = 0;
+        }
+        let delay = self.delay(*attempt);
+        *attempt = attempt.saturating_add(1);
+        delay
+    }
 }
 
 /// A session that lasted this long resets the backoff.
-const STABLE: Duration = Duration::from_secs(10);
+pub const STABLE: Duration = Duration::from_secs(10);
 
 /// Publishes until `stop`, reconnecting after every failure.
 pub async fn run(
@@ -54,11 +65,7 @@ pub async fn run(
         if stop.is_cancelled() {
             break;
         }
-        if started.elapsed() >= STABLE {
-            attempt = 0;
-        }
-        let delay = backoff.delay(attempt);
-        attempt = attempt.saturating_add(1);
+        let delay = backoff.after_session(&mut attempt, started.elapsed());
         let reason = match result {
             Ok(()) => "publish ended".to_string(),
             Err(e) => e.to_string(),
