@@ -259,7 +259,9 @@ pub struct LlHlsSettings {
     pub segment_secs: f64,
     /// Complete segments listed and kept; they must span three target durations.
     pub window: usize,
-    /// Most blocking requests one client address may have held at once; more get `429`.
+    /// Most blocking requests one client address may have held at once; more get `429`. An
+    /// edge holds one per stream and wanted part from its own address, so this (and the HTTP
+    /// listener's `max_connections_per_ip`) must cover its `--max-held-fetches`.
     pub max_held_per_ip: usize,
 }
 
@@ -271,7 +273,7 @@ impl Default for LlHlsSettings {
             target_duration_secs: 2,
             segment_secs: 1.0,
             window: 7,
-            max_held_per_ip: 100,
+            max_held_per_ip: 1_000,
         }
     }
 }

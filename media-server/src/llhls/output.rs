@@ -9,7 +9,7 @@ use bytes::Bytes;
 use media_core::flv::{self, VideoPacket};
 use media_core::hls::ll::{Event, LlHlsConfig, LlHlsError, Packager, VideoFrame};
 
-use super::store::{LlState, LlStore, LlStream};
+use super::store::{LlState, LlStore, LlStream, Wake};
 use crate::clock::unix_ms;
 use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
@@ -85,18 +85,25 @@ pub(super) fn feed(
     }
 }
 
-/// Drains the packager's events, recording part completion times and counting; returns
-/// whether there were any.
-pub(super) fn drain(state: &mut LlState, metrics: &Metrics, now_ms: u64) -> bool {
-    let mut any = false;
+/// Drains the packager's events, recording part completion times and counting; says whom
+/// they wake: a chunk only the responses streaming its part, unless it starts the part.
+pub(super) fn drain(state: &mut LlState, metrics: &Metrics, now_ms: u64) -> Wake {
+    let mut wake = Wake::default();
     while let Some(event) = state.packager.poll_event() {
-        any = true;
-        if let Event::Part(part) = event {
-            metrics.llhls_parts.inc();
-            state.record_part(part.id(), now_ms);
+        match event {
+            Event::Chunk { id, .. } => {
+                wake.chunks = true;
+                wake.events |= state.last_chunk.replace(id) != Some(id);
+            }
+            Event::Part(part) => {
+                wake.events = true;
+                metrics.llhls_parts.inc();
+                state.record_part(part.id(), now_ms);
+            }
+            _ => wake.events = true,
         }
     }
-    any
+    wake
 }
 
 /// One stream's packager task: until the hub ends the subscription.
@@ -150,9 +157,7 @@ async fn package_stream(
             }
             drain(&mut state, &metrics, now_ms)
         };
-        if woke {
-            out.notify();
-        }
+        out.notify(woke);
     }
     // The subscription ended: finish the open part, so that a response streaming it ends with
     // its last chunk.
@@ -196,6 +201,39 @@ pub(super) fn sample_frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Fram
 mod tests {
     use super::*;
     use media_core::hls::ll::PartId;
+
+    #[test]
+    fn held_requests_wake_per_part_and_streamed_parts_per_chunk() {
+        let stream = LlStream::new(Packager::new(LlHlsConfig::default()).unwrap());
+        let (mut events, mut chunks) = (stream.subscribe(), stream.subscribe_chunks());
+        let metrics = Metrics::default();
+        let mut epoch = None;
+        let (mut event_wakes, mut chunk_wakes) = (0, 0);
+        for frame in sample_frames(1, 0, 4_000) {
+            let wake = {
+                let mut state = stream.write();
+                feed(&mut state.packager, &mut epoch, &frame, 1_000).unwrap();
+                drain(&mut state, &metrics, 1_000)
+            };
+            stream.notify(wake);
+            event_wakes += usize::from(events.has_changed().unwrap());
+            chunk_wakes += usize::from(chunks.has_changed().unwrap());
+            events.borrow_and_update();
+            chunks.borrow_and_update();
+        }
+        let parts = usize::try_from(metrics.llhls_parts.get()).unwrap();
+        // A part wakes held requests when it starts and when it ends (the segment's end and the
+        // next part's start may come with the same frame); every chunk wakes the streams.
+        assert!(parts > 10, "{parts}");
+        assert!(
+            event_wakes <= 2 * parts + 2,
+            "{event_wakes} wakes for {parts} parts"
+        );
+        assert!(
+            chunk_wakes > 4 * parts,
+            "{chunk_wakes} chunk wakes for {parts} parts"
+        );
+    }
 
     #[test]
     fn parts_are_dated_and_a_republish_is_a_discontinuity() {

@@ -324,7 +324,7 @@ fn filling_part(
     id: PartId,
     bytes: Counter,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let events = stream.subscribe();
+    let events = stream.subscribe_chunks();
     let filling = Filling {
         stream,
         id,
@@ -419,10 +419,10 @@ mod tests {
         let mut body = None;
         let mut received = Vec::new();
         for frame in sample_frames(1, 0, 2_000) {
-            let closing = {
+            let (closing, wake) = {
                 let mut st = stream.write();
                 feed(&mut st.packager, &mut epoch, &frame, 1_000).unwrap();
-                drain(&mut st, &metrics, 1_000);
+                let wake = drain(&mut st, &metrics, 1_000);
                 let written = st.packager.open_chunks(id).map(<[Bytes]>::len);
                 if body.is_none() && written.is_some() {
                     body = Some(Box::pin(filling_part(
@@ -431,9 +431,9 @@ mod tests {
                         Counter::default(),
                     )));
                 }
-                close_after.is_some_and(|n| written >= Some(n))
+                (close_after.is_some_and(|n| written >= Some(n)), wake)
             };
-            stream.notify();
+            stream.notify(wake);
             if closing {
                 stream.close();
             }

@@ -34,6 +34,8 @@ pub struct LlState {
     /// The packager of this stream.
     pub packager: Packager,
     completed: VecDeque<(PartId, u64)>,
+    /// The part of the last chunk drained: a chunk of another one starts a part.
+    pub(super) last_chunk: Option<PartId>,
 }
 
 impl LlState {
@@ -59,8 +61,21 @@ impl LlState {
 #[derive(Debug)]
 pub struct LlStream {
     state: RwLock<LlState>,
+    /// Parts, segments, init segments, the first chunk of a part, and the stream's end: what
+    /// held playlist and part requests wait for.
     events: watch::Sender<u64>,
+    /// Every chunk: what responses streaming a part as it fills wait for.
+    chunks: watch::Sender<u64>,
     closed: AtomicBool,
+}
+
+/// What a drain of the packager's events calls for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wake {
+    /// A part, segment or init segment was finished, or a part started.
+    pub events: bool,
+    /// A chunk was written.
+    pub chunks: bool,
 }
 
 impl LlStream {
@@ -70,8 +85,10 @@ impl LlStream {
             state: RwLock::new(LlState {
                 packager,
                 completed: VecDeque::new(),
+                last_chunk: None,
             }),
             events: watch::channel(0).0,
+            chunks: watch::channel(0).0,
             closed: AtomicBool::new(false),
         }
     }
@@ -85,21 +102,35 @@ impl LlStream {
         self.state.write()
     }
 
-    /// Resolves `changed()` at the next packager event (or when the stream ends). Subscribe
-    /// before looking at the state, so that no event between the two is missed.
+    /// Resolves `changed()` at the next finished part, segment or init segment, part start,
+    /// or the stream's end. Subscribe before looking at the state, so that no event between
+    /// the two is missed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.events.subscribe()
     }
 
-    /// Wakes every held request: the packager produced events.
-    pub(super) fn notify(&self) {
-        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    /// Like [`Self::subscribe`], and also at every chunk.
+    pub fn subscribe_chunks(&self) -> watch::Receiver<u64> {
+        self.chunks.subscribe()
+    }
+
+    /// Wakes the requests waiting for what `wake` says happened.
+    pub(super) fn notify(&self, wake: Wake) {
+        if wake.events {
+            self.events.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if wake.events || wake.chunks {
+            self.chunks.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Marks the stream ended and wakes every held request.
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.notify();
+        self.notify(Wake {
+            events: true,
+            chunks: true,
+        });
     }
 
     /// True once the stream's packager task has ended.
