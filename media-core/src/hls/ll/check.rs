@@ -268,7 +268,7 @@ impl Checker {
 
 /// Whether the first video sample of a part (one or more `moof` + `mdat` chunks; the first
 /// `moof` is read) holds an IDR slice; `None` when the part has no video. The video track and
-/// its NALU length size come from `init`.
+/// its NALU length size come from `init`; a malformed sample counts as no IDR.
 pub fn first_video_sample_is_idr(init: &[u8], part: &[u8]) -> Result<Option<bool>, String> {
     let init = read_init(init).map_err(|e| e.to_string())?;
     let Some(video) = init.video() else {
@@ -279,10 +279,5 @@ pub fn first_video_sample_is_idr(init: &[u8], part: &[u8]) -> Result<Option<bool
     let Some(first) = samples.iter().find(|s| s.track_id == video.id) else {
         return Ok(None);
     };
-    let nalus = crate::avc::avcc_nalus(first.data, length_size).map_err(|e| e.to_string())?;
-    Ok(Some(
-        nalus
-            .iter()
-            .any(|n| crate::avc::nal_type(n) == crate::avc::NAL_IDR),
-    ))
+    Ok(Some(crate::avc::is_keyframe_avcc(first.data, length_size)))
 }

@@ -172,7 +172,7 @@ fn parse_with(text: &str, mode: Mode) -> Result<Playlist, String> {
             "EXT-X-DISCONTINUITY" => pending.discontinuity = true,
             "EXT-X-MAP" => map = find(&attributes(value)?, "URI").map(str::to_owned),
             "EXT-X-PROGRAM-DATE-TIME" => {
-                pending.program_date_time_ms = match date_time(value) {
+                pending.program_date_time_ms = match date_time(value, strict) {
                     Ok(ms) => Some(ms),
                     Err(e) if strict => return Err(e),
                     Err(_) => None,
@@ -276,40 +276,17 @@ fn micros(text: &str) -> Result<u64, String> {
         .ok_or(format!("duration too large {text:?}"))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in unix milliseconds.
-fn date_time(text: &str) -> Result<u64, String> {
+/// An RFC 3339 date in unix milliseconds; strictly, only `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn date_time(text: &str, strict: bool) -> Result<u64, String> {
     let bad = || format!("bad date {text:?}");
-    let b = text.as_bytes();
-    let shape = text.is_ascii()
-        && b.len() == 24
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && b[23] == b'Z';
-    if !shape {
+    // What the packager writes: UTC with milliseconds, `2024-05-01T12:00:00.123Z`.
+    if strict && !(text.len() == 24 && text.ends_with('Z')) {
         return Err(bad());
     }
-    let field = |range: std::ops::Range<usize>| number(&text[range]).map_err(|_| bad());
-    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err(bad());
-    }
-    let seconds = field(11..13)? * 3600 + field(14..16)? * 60 + field(17..19)?;
-    Ok((days_from_civil(year, month, day) * 86_400 + seconds) * 1000 + field(20..23)?)
-}
-
-/// Days since 1970-01-01 of a Gregorian date from 1970 on (Howard Hinnant's algorithm).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let yoe = year % 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -353,7 +330,12 @@ mod tests {
         let p = parse_lenient(&text).expect("lenient");
         assert!(p.ended);
         assert_eq!(p.segments[0].uri, "7.m4s");
-        assert_eq!(p.open.expect("open").program_date_time_ms, None);
+        let open = p.open.expect("open");
+        assert_eq!(
+            open.program_date_time_ms,
+            Some(1_714_564_800_634),
+            "any RFC 3339 offset"
+        );
         assert_eq!(p.preload_hint.as_deref(), Some("8.1.m4s"));
         // A value of a tag the reader uses must still be well formed.
         for bad in [
