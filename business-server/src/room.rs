@@ -302,11 +302,16 @@ pub struct Timing {
     pub max_lag: u32,
 }
 
+/// How often a room reads the stock of the sale it shows while it may change: one store read
+/// per room and instance at this period, not one per batch.
+const SALE_REFRESH: Duration = Duration::from_millis(250);
+
 /// Runs a room until it has no members: likes aggregation, stats, batching, fan-out.
 pub async fn run(hub: Arc<RoomHub>, room: Arc<Room>, store: Arc<dyn Store>, timing: Timing) {
     let mut tick = tokio::time::interval(timing.batch);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats: Option<Instant> = None;
+    let mut last_sale: Option<Instant> = None;
     let mut seq = 0u64;
     loop {
         tick.tick().await;
@@ -314,9 +319,12 @@ pub async fn run(hub: Arc<RoomHub>, room: Arc<Room>, store: Arc<dyn Store>, timi
         if likes > 0 {
             tokio::spawn(publish_likes(room.clone(), store.clone(), likes));
         }
-        if let Some(id) = room.sale_due(now_ms()) {
-            if !room.sale_running.swap(true, Relaxed) {
-                tokio::spawn(refresh_sale(room.clone(), store.clone(), id));
+        if last_sale.is_none_or(|t| t.elapsed() >= SALE_REFRESH) {
+            if let Some(id) = room.sale_due(now_ms()) {
+                last_sale = Some(Instant::now());
+                if !room.sale_running.swap(true, Relaxed) {
+                    tokio::spawn(refresh_sale(room.clone(), store.clone(), id));
+                }
             }
         }
         if last_stats.is_none_or(|t| t.elapsed() >= timing.stats) {

@@ -30,10 +30,10 @@ pub struct LoadArgs {
 
 #[derive(Subcommand, Debug)]
 enum LoadCommand {
-    /// HLS viewers.
+    /// HLS viewers; on a playlist with parts, LL-HLS viewers (blocking reloads, preload
+    /// hints) as hls.js plays it.
+    #[command(visible_alias = "llhls-play")]
     HlsPlay(PlayCmd),
-    /// Low-latency HLS viewers (parts, blocking reloads, preload hints), as hls.js plays.
-    LlhlsPlay(PlayCmd),
     /// HTTP-FLV viewers.
     FlvPlay(PlayCmd),
     /// RTMP viewers.
@@ -315,7 +315,6 @@ fn scenario_of(args: &LoadArgs) -> anyhow::Result<Option<(Scenario, RunFlags)>> 
     };
     let (scenario, flags) = match cmd {
         LoadCommand::HlsPlay(c) => (play(DriverSpec::HlsPlay, "hls-play", c), &c.flags),
-        LoadCommand::LlhlsPlay(c) => (play(DriverSpec::LlHlsPlay, "llhls-play", c), &c.flags),
         LoadCommand::FlvPlay(c) => (play(DriverSpec::FlvPlay, "flv-play", c), &c.flags),
         LoadCommand::RtmpPlay(c) => (play(DriverSpec::RtmpPlay, "rtmp-play", c), &c.flags),
         LoadCommand::RtmpPublish(c) => (
@@ -518,7 +517,7 @@ mod tests {
             "3",
         ]);
         let (s, _) = scenario_of(&a).expect("ok").expect("a run");
-        assert_eq!(s.workloads[0].driver.kind(), "llhls-play");
+        assert_eq!(s.workloads[0].driver.kind(), "hls-play");
         assert!(matches!(
             s.workloads[0].model,
             ModelSpec::Closed { users: 3, .. }

@@ -327,7 +327,7 @@ model = { kind = "closed", users = 3 }
 "#,
         )
         .expect("valid scenario");
-        assert!(matches!(s.workloads[0].driver, DriverSpec::LlHlsPlay(_)));
+        assert!(matches!(s.workloads[0].driver, DriverSpec::HlsPlay(_)));
         assert_eq!(s.workloads[0].driver.primary(), "startup");
     }
 

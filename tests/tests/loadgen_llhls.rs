@@ -38,7 +38,7 @@ thresholds = ["startup.p99 < 2s", "stall_ratio < 1%", "live_latency.p99 < 2s"]
         .iter()
         .find(|w| w.name == "viewers")
         .expect("viewers in the report");
-    assert_eq!(viewers.driver, "llhls-play");
+    assert_eq!(viewers.driver, "hls-play", "llhls-play is its other name");
     let media = viewers.media.as_ref().expect("media metrics");
     assert_eq!(
         (media.sessions, media.startup_failures, media.stalls),

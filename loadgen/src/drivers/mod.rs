@@ -42,11 +42,10 @@ fn timeout(secs: f64) -> anyhow::Result<std::time::Duration> {
 pub enum DriverSpec {
     /// Publishes the built-in sample (or an FLV file) over RTMP in real time.
     RtmpPublish(PublishSpec),
-    /// Plays HLS like a player.
+    /// Plays HLS like a player, and low-latency HLS (a playlist with parts) as hls.js does:
+    /// parts, blocking reloads, preload hints. `llhls-play` is another name for it.
+    #[serde(alias = "llhls-play")]
     HlsPlay(PlaySpec),
-    /// Plays low-latency HLS like hls.js: parts, blocking reloads, preload hints.
-    #[serde(rename = "llhls-play")]
-    LlHlsPlay(PlaySpec),
     /// Plays HTTP-FLV like a player.
     FlvPlay(PlaySpec),
     /// Plays RTMP like a player.
@@ -65,7 +64,6 @@ impl DriverSpec {
         match self {
             DriverSpec::RtmpPublish(_) => "rtmp-publish",
             DriverSpec::HlsPlay(_) => "hls-play",
-            DriverSpec::LlHlsPlay(_) => "llhls-play",
             DriverSpec::FlvPlay(_) => "flv-play",
             DriverSpec::RtmpPlay(_) => "rtmp-play",
             DriverSpec::WsChat(_) => "ws-chat",
@@ -78,10 +76,7 @@ impl DriverSpec {
     pub fn target(&self) -> &str {
         match self {
             DriverSpec::RtmpPublish(s) => &s.url,
-            DriverSpec::HlsPlay(s)
-            | DriverSpec::LlHlsPlay(s)
-            | DriverSpec::FlvPlay(s)
-            | DriverSpec::RtmpPlay(s) => &s.url,
+            DriverSpec::HlsPlay(s) | DriverSpec::FlvPlay(s) | DriverSpec::RtmpPlay(s) => &s.url,
             DriverSpec::WsChat(s) => &s.url,
             DriverSpec::FlashSale(s) => &s.url,
             DriverSpec::Http(s) => &s.url,
@@ -93,7 +88,6 @@ impl DriverSpec {
         match self {
             DriverSpec::RtmpPublish(s) => s.check(),
             DriverSpec::HlsPlay(s) => s.check(player_client::Protocol::Hls),
-            DriverSpec::LlHlsPlay(s) => s.check(player_client::Protocol::LlHls),
             DriverSpec::FlvPlay(s) => s.check(player_client::Protocol::HttpFlv),
             DriverSpec::RtmpPlay(s) => s.check(player_client::Protocol::Rtmp),
             DriverSpec::WsChat(s) => s.check(),
@@ -106,10 +100,7 @@ impl DriverSpec {
     pub fn primary(&self) -> &'static str {
         match self {
             DriverSpec::RtmpPublish(_) => "connect",
-            DriverSpec::HlsPlay(_)
-            | DriverSpec::LlHlsPlay(_)
-            | DriverSpec::FlvPlay(_)
-            | DriverSpec::RtmpPlay(_) => "startup",
+            DriverSpec::HlsPlay(_) | DriverSpec::FlvPlay(_) | DriverSpec::RtmpPlay(_) => "startup",
             DriverSpec::WsChat(_) => "deliver",
             DriverSpec::FlashSale(_) => "purchase",
             DriverSpec::Http(_) => "request",
@@ -190,10 +181,9 @@ impl Driver {
     pub async fn new(spec: &DriverSpec, first_shard: bool) -> anyhow::Result<Self> {
         Ok(match spec {
             DriverSpec::RtmpPublish(s) => Driver::Publish(publish::Publisher::new(s)?),
-            DriverSpec::HlsPlay(s)
-            | DriverSpec::LlHlsPlay(s)
-            | DriverSpec::FlvPlay(s)
-            | DriverSpec::RtmpPlay(s) => Driver::Play(play::Player::new(s)),
+            DriverSpec::HlsPlay(s) | DriverSpec::FlvPlay(s) | DriverSpec::RtmpPlay(s) => {
+                Driver::Play(play::Player::new(s))
+            }
             DriverSpec::WsChat(s) => Driver::WsChat(ws_chat::Chat::new(s)?),
             DriverSpec::FlashSale(s) => {
                 Driver::FlashSale(flash_sale::Buyer::new(s, first_shard).await?)

@@ -1,4 +1,4 @@
-//! `hls-play`, `llhls-play`, `flv-play`, `rtmp-play`: one viewer per user with the player
+//! `hls-play` (also named `llhls-play`), `flv-play`, `rtmp-play`: one viewer per user with the player
 //! library's QoE metrics (startup, stalls, end-to-end latency from SEI stamps, live latency and
 //! the join burst before catching up with the live edge, bytes; for LL-HLS, playlist and part
 //! requests).
@@ -56,13 +56,18 @@ impl PlaySpec {
         );
         let url = expand(&self.url, 0);
         let got = player_client::protocol_of(&url);
-        let hls = |p: Option<Protocol>| matches!(p, Some(Protocol::Hls | Protocol::LlHls));
+        let same = matches!(
+            (want, got),
+            (
+                Protocol::Hls | Protocol::LlHls,
+                Some(Protocol::Hls | Protocol::LlHls)
+            )
+        ) || got == Some(want);
         anyhow::ensure!(
-            got == Some(want) || (hls(Some(want)) && hls(got)),
+            same,
             "{url:?} is not a {} URL",
             match want {
-                Protocol::Hls => "HLS (http://….m3u8)",
-                Protocol::LlHls => "LL-HLS (http://…/ll.m3u8)",
+                Protocol::Hls | Protocol::LlHls => "HLS (http://….m3u8)",
                 Protocol::HttpFlv => "HTTP-FLV (http://….flv)",
                 Protocol::Rtmp => "RTMP (rtmp://…)",
             }
