@@ -200,7 +200,7 @@ pub(super) fn sample_frames(epoch: u32, base_ms: u64, until_ms: u32) -> Vec<Fram
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::hls::ll::PartId;
+    use media_core::hls::ll::{PartId, Skip};
 
     #[test]
     fn held_requests_wake_per_part_and_streamed_parts_per_chunk() {
@@ -233,6 +233,33 @@ mod tests {
             chunk_wakes > 4 * parts,
             "{chunk_wakes} chunk wakes for {parts} parts"
         );
+    }
+
+    #[test]
+    fn a_playlist_is_rendered_once_per_change() {
+        let stream = LlStream::new(Packager::new(LlHlsConfig::default()).unwrap());
+        let metrics = Metrics::default();
+        let mut epoch = None;
+        let frames = sample_frames(1, 0, 3_000);
+        let (first, rest) = frames.split_at(60);
+        let mut feed_all = |frames: &[Frame]| {
+            let mut state = stream.write();
+            for frame in frames {
+                feed(&mut state.packager, &mut epoch, frame, 1_000).unwrap();
+            }
+            drain(&mut state, &metrics, 1_000);
+        };
+        feed_all(first);
+        let a = stream.playlist(Skip::No, &[]);
+        let b = stream.playlist(Skip::No, &[]);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same buffer, shared");
+        let delta = stream.playlist(Skip::Yes, &[]);
+        assert_eq!(stream.playlist(Skip::No, &[]).as_ptr(), a.as_ptr());
+        assert_eq!(stream.playlist(Skip::Yes, &[]).as_ptr(), delta.as_ptr());
+        feed_all(rest);
+        let c = stream.playlist(Skip::No, &[]);
+        assert_ne!(c, a, "rendered again after new parts");
+        assert_eq!(c, stream.read().packager.render(Skip::No, &[]));
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub async fn playlist(
         return response;
     }
     let reports = sibling_reports(state, ll, app, name);
-    let text = Bytes::from(stream.read().packager.render(directives.skip, &reports));
+    let text = stream.playlist(directives.skip, &reports);
     state.metrics.add_http_bytes("llhls", text.len());
     // A blocking response holds the part it names, so it stays right for that URL: caches may
     // keep it for as long as the hold timeout. The newest playlist changes every part target

@@ -6,8 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use media_core::hls::ll::{LlHlsConfig, Packager, PartId};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use bytes::Bytes;
+use media_core::hls::ll::{LiveEdge, LlHlsConfig, Packager, PartId, RenditionReport, Skip};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -67,6 +68,18 @@ pub struct LlStream {
     /// Every chunk: what responses streaming a part as it fills wait for.
     chunks: watch::Sender<u64>,
     closed: AtomicBool,
+    /// The playlist as last rendered per `_HLS_skip` form, so that the requests a part wakes
+    /// together share one rendering.
+    rendered: Mutex<Vec<Rendered>>,
+}
+
+/// A rendered playlist and what it was rendered from.
+#[derive(Debug)]
+struct Rendered {
+    edge: LiveEdge,
+    skip: Skip,
+    reports: Vec<RenditionReport>,
+    text: Bytes,
 }
 
 /// What a drain of the packager's events calls for.
@@ -90,6 +103,7 @@ impl LlStream {
             events: watch::channel(0).0,
             chunks: watch::channel(0).0,
             closed: AtomicBool::new(false),
+            rendered: Mutex::new(Vec::new()),
         }
     }
 
@@ -100,6 +114,27 @@ impl LlStream {
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, LlState> {
         self.state.write()
+    }
+
+    /// The media playlist now, in `skip` form with `reports`: rendered once per change of the
+    /// stream and shared by every request that asks before the next one.
+    pub fn playlist(&self, skip: Skip, reports: &[RenditionReport]) -> Bytes {
+        let st = self.read();
+        let edge = st.packager.live_edge();
+        let mut rendered = self.rendered.lock();
+        let fresh = |r: &&mut Rendered| r.edge == edge && r.reports == reports;
+        if let Some(r) = rendered.iter_mut().find(|r| r.skip == skip).filter(fresh) {
+            return r.text.clone();
+        }
+        let text = Bytes::from(st.packager.render(skip, reports));
+        rendered.retain(|r| r.skip != skip);
+        rendered.push(Rendered {
+            edge,
+            skip,
+            reports: reports.to_vec(),
+            text: text.clone(),
+        });
+        text
     }
 
     /// Resolves `changed()` at the next finished part, segment or init segment, part start,
