@@ -32,7 +32,12 @@ pub struct StreamBody {
 pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
     let mut streams = state.hub.stats();
     for s in &mut streams {
-        s.viewers.hls = state.hls.viewers(&s.key);
+        let ll_viewers = state.llhls.as_ref().map_or(0, |ll| {
+            ll.store
+                .get(&s.key)
+                .map_or(0, |l| l.estimated_viewers(std::time::Instant::now()))
+        });
+        s.viewers.hls = state.hls.viewers(&s.key).saturating_add(ll_viewers);
         let forced_cuts = state.hls.get(&s.key).map_or(0, |h| h.read().forced_cuts());
         if forced_cuts > 0 {
             s.warnings.push(format!(

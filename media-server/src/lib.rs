@@ -2,7 +2,6 @@
 
 pub mod api;
 pub mod auth;
-mod clock;
 pub mod config;
 pub mod flv;
 pub mod hls;
@@ -11,6 +10,7 @@ pub mod http;
 pub mod hub;
 pub mod llhls;
 pub mod metrics;
+mod poll_rate;
 pub mod rtmp;
 mod server;
 #[cfg(feature = "transcode")]

@@ -18,7 +18,7 @@ mod http;
 mod signal;
 
 pub use admission::{Admission, Permit, Refusal, Stats};
-pub use clock::unix_secs;
+pub use clock::{unix_ms, unix_secs};
 pub use config::{positive, seconds, FieldError, Limits, MAX_SECS};
 pub use deadline::DeadlineIo;
 pub use http::{serve_http, PeerAddr};

@@ -5,7 +5,7 @@
 //! ffmpeg reading the LL playlist.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use livepulse_tests::{
@@ -15,16 +15,10 @@ use livepulse_tests::{
 use media_core::hls::ll::check::{first_video_sample_is_idr, Checker, Playlist};
 use media_core::hls::ll::{PartId, UriTemplate};
 use media_server::llhls::PART_COMPLETED_HEADER;
+use net_guard::unix_ms;
 
 /// How long any one request may take before the test calls it a hang.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
-}
 
 fn uris() -> UriTemplate {
     media_server::config::LlHlsSettings::default()

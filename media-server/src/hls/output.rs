@@ -9,10 +9,10 @@ use media_core::hls::{Segment, Segmenter, SegmenterConfig};
 use parking_lot::RwLock;
 
 use super::store::{HlsStore, HlsStream};
-use crate::clock::unix_ms;
 use crate::config::HlsConfig;
 use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
+use net_guard::unix_ms;
 
 /// Registers with the hub at once, then starts a segmenter for every new stream until the
 /// hub is dropped.

@@ -10,6 +10,8 @@ use media_core::hls::{ListedSegment, Playlist, Segment};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::poll_rate::PollRate;
+
 /// One stream's playlist and segments.
 #[derive(Debug)]
 pub struct HlsStream {
@@ -29,51 +31,6 @@ pub struct HlsStream {
     /// Input DTS (ms) and wall clock (unix ms) the segments are dated from: the first
     /// segment's start, taken again after a discontinuity or a timestamp jump back.
     clock: Option<(u64, u64)>,
-}
-
-/// Seconds of playlist requests remembered for the viewer estimate.
-const POLL_SECONDS: usize = 64;
-
-/// Playlist requests per second over the last [`POLL_SECONDS`]: a fixed ring of counters,
-/// so it costs the same however many players poll and for however long.
-#[derive(Debug)]
-struct PollRate {
-    origin: Instant,
-    /// (second since `origin`, requests in it), indexed by second modulo the ring size.
-    seconds: [(u64, u32); POLL_SECONDS],
-}
-
-impl PollRate {
-    fn new(origin: Instant) -> Self {
-        Self {
-            origin,
-            seconds: [(u64::MAX, 0); POLL_SECONDS],
-        }
-    }
-
-    fn second(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.origin).as_secs()
-    }
-
-    fn record(&mut self, now: Instant) {
-        let second = self.second(now);
-        let slot = &mut self.seconds[(second % POLL_SECONDS as u64) as usize];
-        if slot.0 != second {
-            *slot = (second, 0);
-        }
-        slot.1 = slot.1.saturating_add(1);
-    }
-
-    /// Requests in the last `window` seconds (the current one included), at most the ring.
-    fn recent(&self, now: Instant, window: u64) -> usize {
-        let second = self.second(now);
-        let first = second.saturating_sub(window.clamp(1, POLL_SECONDS as u64) - 1);
-        self.seconds
-            .iter()
-            .filter(|(s, _)| (first..=second).contains(s))
-            .map(|&(_, n)| n as usize)
-            .sum()
-    }
 }
 
 impl HlsStream {

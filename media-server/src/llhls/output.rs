@@ -10,9 +10,9 @@ use media_core::flv::{self, VideoPacket};
 use media_core::hls::ll::{Event, LlHlsConfig, LlHlsError, Packager, VideoFrame};
 
 use super::store::{LlState, LlStore, LlStream, Wake};
-use crate::clock::unix_ms;
 use crate::hub::{Frame, FrameKind, Hub, NewStream};
 use crate::metrics::Metrics;
+use net_guard::unix_ms;
 
 /// Registers with the hub at once, then starts a packager for every new stream until the hub
 /// is dropped.
@@ -233,6 +233,18 @@ mod tests {
             chunk_wakes > 4 * parts,
             "{chunk_wakes} chunk wakes for {parts} parts"
         );
+    }
+
+    #[test]
+    fn viewers_are_estimated_from_one_reload_per_part() {
+        let stream = LlStream::new(Packager::new(LlHlsConfig::default()).unwrap());
+        let now = std::time::Instant::now();
+        assert_eq!(stream.estimated_viewers(now), 0);
+        // Five players reloading once per 334 ms part over the 2 s target duration.
+        for _ in 0..30 {
+            stream.record_poll(now);
+        }
+        assert_eq!(stream.estimated_viewers(now), 5);
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub async fn playlist(
     let Some(stream) = ll.store.get(&key) else {
         return not_found();
     };
+    stream.record_poll(std::time::Instant::now());
     let decided = hold(state, ll, &stream, peer, |st| {
         match st.packager.decide_playlist(&directives) {
             PlaylistDecision::Ready => Step::Ready(()),

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use media_core::hls::ll::{LiveEdge, LlHlsConfig, Packager, PartId, RenditionReport, Skip};
@@ -13,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::held::HeldLimiter;
+use crate::poll_rate::PollRate;
 
 /// Most part completion times remembered per stream, far more than a window holds.
 const COMPLETED_PARTS: usize = 1024;
@@ -68,6 +70,8 @@ pub struct LlStream {
     /// Every chunk: what responses streaming a part as it fills wait for.
     chunks: watch::Sender<u64>,
     closed: AtomicBool,
+    /// Playlist requests, for the viewer estimate.
+    polls: Mutex<PollRate>,
     /// The playlist as last rendered per `_HLS_skip` form, so that the requests a part wakes
     /// together share one rendering.
     rendered: Mutex<Vec<Rendered>>,
@@ -103,6 +107,7 @@ impl LlStream {
             events: watch::channel(0).0,
             chunks: watch::channel(0).0,
             closed: AtomicBool::new(false),
+            polls: Mutex::new(PollRate::new(Instant::now())),
             rendered: Mutex::new(Vec::new()),
         }
     }
@@ -135,6 +140,28 @@ impl LlStream {
             text: text.clone(),
         });
         text
+    }
+
+    /// Records a playlist request at `now`, for the viewer estimate.
+    pub fn record_poll(&self, now: Instant) {
+        self.polls.lock().record(now);
+    }
+
+    /// Players following the stream: a player reloads the playlist about once per part, so
+    /// the requests of the last target duration times `PART-TARGET` over it.
+    pub fn estimated_viewers(&self, now: Instant) -> usize {
+        let (window_secs, window_us, part_us) = {
+            let st = self.read();
+            let c = st.packager.config();
+            (
+                c.target_duration,
+                c.target_duration_us().max(1),
+                c.part_target_us(),
+            )
+        };
+        let polls = self.polls.lock().recent(now, window_secs) as u64;
+        let viewers = polls.saturating_mul(part_us).saturating_add(window_us / 2) / window_us;
+        usize::try_from(viewers).unwrap_or(usize::MAX)
     }
 
     /// Resolves `changed()` at the next finished part, segment or init segment, part start,
