@@ -187,10 +187,6 @@ impl FlvFanout {
             HeaderValue::from_static("no-cache, no-store"),
         );
         h.insert("x-cache", HeaderValue::from_static("FANOUT"));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
         r
     }
 

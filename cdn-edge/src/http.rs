@@ -61,19 +61,26 @@ pub fn router(edge: Arc<Edge>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/cache", get(cache_summary))
         .fallback(serve)
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(edge)
+}
+
+/// Every answer, errors included, may be read by pages of any origin (players, the web page).
+async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 /// `GET /metrics`, readable by pages of any origin (the web page's host view).
 async fn metrics(State(edge): State<Arc<Edge>>) -> Response {
     (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        ],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         edge.metrics.render(),
     )
         .into_response()
@@ -86,15 +93,12 @@ async fn cache_summary(State(edge): State<Arc<Edge>>) -> Response {
         .into_iter()
         .map(|(url, healthy)| serde_json::json!({ "url": url, "healthy": healthy }))
         .collect();
-    (
-        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        Json(serde_json::json!({
-            "cache": edge.cache.summary(),
-            "in_flight": edge.flight.in_flight(),
-            "flv_upstreams": edge.flv.upstreams(),
-            "origins": origins,
-        })),
-    )
+    (Json(serde_json::json!({
+        "cache": edge.cache.summary(),
+        "in_flight": edge.flight.in_flight(),
+        "flv_upstreams": edge.flv.upstreams(),
+        "origins": origins,
+    })),)
         .into_response()
 }
 
@@ -541,10 +545,6 @@ fn decorate(mut response: Response, object: &Object, x_cache: &'static str) -> R
     );
     h.insert("x-cache", HeaderValue::from_static(x_cache));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     response
 }
 

@@ -52,22 +52,19 @@ pub fn streams_snapshot(state: &AppState) -> Vec<StreamStats> {
 
 /// `GET /api/v1/streams`, readable by pages of any origin (the web page's host view).
 pub async fn streams(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        Json(StreamsBody {
-            streams: streams_snapshot(&state)
-                .into_iter()
-                .map(|stats| StreamBody {
-                    llhls: state
-                        .llhls
-                        .as_ref()
-                        .and_then(|ll| ll.store.get(&stats.key))
-                        .map(|ll| ll.stats()),
-                    stats,
-                })
-                .collect(),
-        }),
-    )
+    (Json(StreamsBody {
+        streams: streams_snapshot(&state)
+            .into_iter()
+            .map(|stats| StreamBody {
+                llhls: state
+                    .llhls
+                    .as_ref()
+                    .and_then(|ll| ll.store.get(&stats.key))
+                    .map(|ll| ll.stats()),
+                stats,
+            })
+            .collect(),
+    }),)
 }
 
 /// `GET /metrics`, readable by pages of any origin.
@@ -80,13 +77,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.set_viewers("rtmp", sum(|s| s.viewers.rtmp));
     m.set_viewers("hls", sum(|s| s.viewers.hls));
     (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        ],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         m.render(),
     )
 }

@@ -68,9 +68,5 @@ pub fn play(state: &AppState, key: &str) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store"),
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     r
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -44,7 +44,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/{app}/{file}", get(stream_file))
         .route("/{app}/{stream}/{file}", get(segment_file))
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(state)
+}
+
+/// Every answer, errors included, may be read by pages of any origin (players, the web page).
+async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 /// 400 unless every part is a valid app or stream name.

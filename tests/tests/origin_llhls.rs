@@ -270,6 +270,10 @@ async fn ffmpeg_publish_then_follow_with_blocking_requests_bad_directives_and_ff
         let r = fetch(&client, &format!("{playlist_url}?{query}")).await;
         assert_eq!(r.status, 400, "{query}: {}", text(&r.body));
         assert!(!r.body.is_empty(), "{query}: a reason");
+        assert_eq!(
+            r.headers["access-control-allow-origin"], "*",
+            "a page can read why"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "{query} was held"
@@ -576,9 +580,11 @@ async fn held_requests_time_out_with_503_and_are_capped_per_address() {
 
     let refused = fetch(&client, &held[0]).await;
     assert_eq!(refused.status, 429, "the fourth from one address");
+    assert_eq!(refused.headers["access-control-allow-origin"], "*");
     for task in tasks {
         let (r, elapsed, url) = task.await.expect("request task");
         assert_eq!(r.status, 503, "{url}: {}", text(&r.body));
+        assert_eq!(r.headers["access-control-allow-origin"], "*", "{url}");
         assert!(
             elapsed >= Duration::from_millis(2900) && elapsed < Duration::from_secs(5),
             "{url} answered after {elapsed:?}, not three target durations"

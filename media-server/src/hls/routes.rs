@@ -21,10 +21,6 @@ pub(crate) fn media(body: impl IntoResponse, content_type: &'static str, cache: 
     if let Ok(v) = HeaderValue::from_str(cache) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     r
 }
 
