@@ -33,12 +33,13 @@ pub struct Config {
     /// all others are dropped.
     #[arg(long = "key-param")]
     pub key_params: Vec<String>,
-    /// Longest wait for the origin's answer to an LL-HLS blocking playlist request
-    /// (`_HLS_msn`); must exceed the origin's hold of three target durations.
+    /// Longest wait for the origin's answer to a held LL-HLS request (a blocking playlist,
+    /// `_HLS_msn`, or a part); must exceed the origin's hold of three target durations.
     #[arg(long, default_value_t = 20_000)]
     pub held_timeout_ms: u64,
-    /// Most blocking playlist requests held at the origin at once (distinct URLs; viewers
-    /// asking for the same one share a request); beyond it the edge answers 503.
+    /// Most LL-HLS requests (blocking playlists and parts) held at the origin at once
+    /// (distinct URLs; viewers asking for the same one share a request); beyond it the edge
+    /// answers 503.
     #[arg(long, default_value_t = 4096)]
     pub max_held_fetches: usize,
     /// How long an HTTP-FLV upstream stays open after its last viewer leaves.

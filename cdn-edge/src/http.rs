@@ -31,8 +31,8 @@ pub const MAX_URI_BYTES: usize = 2048;
 /// Fetches each client request takes part in before it gives up on failing origins.
 const FETCH_ATTEMPTS: usize = 2;
 
-/// Fetches a blocking playlist request takes part in: one, since a failed one may have been
-/// held for the whole hold time; the player asks again.
+/// Fetches a held request (blocking playlist or part) takes part in: one, since a failed one
+/// may have been held for the whole hold time; the player asks again.
 const HELD_FETCH_ATTEMPTS: usize = 1;
 
 /// Shared state of every handler.
@@ -242,9 +242,9 @@ async fn serve(
         }
         None => {
             let fetcher = edge.clone();
-            let attempts = match kind {
-                Kind::BlockingPlaylist => HELD_FETCH_ATTEMPTS,
-                Kind::Playlist | Kind::Part | Kind::Media => FETCH_ATTEMPTS,
+            let attempts = match kind.is_held() {
+                true => HELD_FETCH_ATTEMPTS,
+                false => FETCH_ATTEMPTS,
             };
             let (result, role) = edge
                 .flight
@@ -261,7 +261,7 @@ async fn serve(
                 }
                 Role::Follower | Role::Settled => {
                     edge.metrics.coalesced.inc();
-                    if kind == Kind::BlockingPlaylist {
+                    if kind.is_held() {
                         edge.metrics.held_coalesced.inc();
                     }
                     "COALESCED"
@@ -320,22 +320,19 @@ fn too_many_held() -> Arc<Object> {
 /// stored if the policy allows; other bodies (a part the origin streams while it fills
 /// included) are handed out as they arrive and stored once complete. A blocking playlist or
 /// LL-HLS part request waits up to the held timeout for its answer and takes the origin's
-/// `503` (held too long) as that answer; at most `max_held_fetches` blocking playlist requests
-/// are under way at once.
+/// `503` (held too long) as that answer; at most `max_held_fetches` held requests are under
+/// way at once.
 async fn fill(edge: &Arc<Edge>, key: &str, kind: Kind) -> Result<Arc<Object>, String> {
-    let held =
-        matches!(kind, Kind::BlockingPlaylist | Kind::Part).then(|| edge.config.held_timeout());
-    let _slot = match kind {
-        Kind::BlockingPlaylist => {
-            match HeldSlot::take(&edge.metrics, edge.config.max_held_fetches) {
-                Some(slot) => Some(slot),
-                None => {
-                    edge.metrics.held_refused.inc();
-                    return Ok(too_many_held());
-                }
+    let held = kind.is_held().then(|| edge.config.held_timeout());
+    let _slot = match kind.is_held() {
+        true => match HeldSlot::take(&edge.metrics, edge.config.max_held_fetches) {
+            Some(slot) => Some(slot),
+            None => {
+                edge.metrics.held_refused.inc();
+                return Ok(too_many_held());
             }
-        }
-        Kind::Playlist | Kind::Part | Kind::Media => None,
+        },
+        false => None,
     };
     let fetched = edge.upstream.fetch(key, held).await?;
     let now = Instant::now();

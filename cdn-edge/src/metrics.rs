@@ -93,17 +93,17 @@ impl Default for Metrics {
         );
         r.register(
             "llhls_held_upstream",
-            "LL-HLS blocking playlist requests held at the origin",
+            "LL-HLS requests (blocking playlists and parts) held at the origin",
             m.held_upstream.clone(),
         );
         r.register(
             "llhls_held_coalesced",
-            "LL-HLS blocking playlist requests that waited on another viewer's held request",
+            "LL-HLS held requests that waited on another viewer's held request",
             m.held_coalesced.clone(),
         );
         r.register(
             "llhls_held_refused",
-            "LL-HLS blocking playlist requests refused because too many were held",
+            "LL-HLS held requests refused because too many were held",
             m.held_refused.clone(),
         );
         r.register(

@@ -31,6 +31,14 @@ pub enum Kind {
     Media,
 }
 
+impl Kind {
+    /// The origin may hold the request until what it names exists (blocking playlists and
+    /// parts): one fetch attempt, the held timeout, the cap on held fetches and their counters.
+    pub fn is_held(self) -> bool {
+        matches!(self, Kind::BlockingPlaylist | Kind::Part)
+    }
+}
+
 /// Fallback freshness of a playlist whose target duration is unknown.
 const DEFAULT_PLAYLIST_FRESH: Duration = Duration::from_millis(500);
 

@@ -284,7 +284,11 @@ async fn held_playlist_and_part_cost_one_origin_request_each_and_are_then_cached
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(edge_metric(addr, "llhls_held_upstream").await, 1);
+    assert_eq!(
+        edge_metric(addr, "llhls_held_upstream").await,
+        2,
+        "the playlist and the part"
+    );
     assert_eq!(origin.count(PLAYLIST), 1, "one held playlist request");
     assert_eq!(origin.count(PART), 1, "one held part request");
     assert_eq!(origin.stream_requests(), 2);
@@ -331,7 +335,8 @@ async fn held_playlist_and_part_cost_one_origin_request_each_and_are_then_cached
     assert_eq!(edge_metric(addr, "llhls_held_upstream").await, 0);
     assert_eq!(
         edge_metric(addr, "llhls_held_coalesced_total").await,
-        VIEWERS as u64 - 1
+        2 * (VIEWERS as u64 - 1),
+        "every playlist and part viewer but the two leaders"
     );
 
     // A second wave, a second later: all from cache, Age counted from the origin's answer
