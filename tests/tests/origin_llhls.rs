@@ -12,7 +12,8 @@ use livepulse_tests::{
     codecs, ffmpeg_decode_errors, ffmpeg_publish_with_b_frames, ffprobe_streams, get, metric,
     metrics_page, push_sample, require, start_origin, wait_for,
 };
-use media_core::hls::ll::check::{first_video_sample_is_idr, Checker, Playlist};
+use media_core::hls::ll::check::{first_video_sample_is_idr, Checker};
+use media_core::hls::ll::parse::Playlist;
 use media_core::hls::ll::{PartId, UriTemplate};
 use media_server::llhls::PART_COMPLETED_HEADER;
 use net_guard::unix_ms;
@@ -359,7 +360,7 @@ async fn the_preload_hinted_part_streams_its_chunks_as_they_are_written() {
     let (stop, publisher) = push_sample(&rtmp);
     let client = reqwest::Client::new();
     let mut pl =
-        media_core::hls::ll::check::parse(&first_playlist(&playlist_url).await).expect("playlist");
+        media_core::hls::ll::parse::parse(&first_playlist(&playlist_url).await).expect("playlist");
     let mut spreads_ms = Vec::new();
     let mut headers_ms = Vec::new();
     while spreads_ms.len() < 12 {
@@ -397,7 +398,7 @@ async fn the_preload_hinted_part_streams_its_chunks_as_they_are_written() {
         );
         headers_ms.push(part.received_ms - sent_ms);
         spreads_ms.push(part.done_ms - part.first_byte_ms);
-        pl = media_core::hls::ll::check::parse(&text(&next.body)).expect("playlist");
+        pl = media_core::hls::ll::parse::parse(&text(&next.body)).expect("playlist");
     }
     spreads_ms.sort_unstable();
     headers_ms.sort_unstable();
@@ -434,7 +435,7 @@ async fn viewers_of_the_hinted_part_through_the_edge_share_one_streaming_origin_
     let (stop, publisher) = push_sample(&rtmp);
     let client = reqwest::Client::new();
     let mut pl =
-        media_core::hls::ll::check::parse(&first_playlist(&format!("{base}/ll.m3u8")).await)
+        media_core::hls::ll::parse::parse(&first_playlist(&format!("{base}/ll.m3u8")).await)
             .expect("playlist");
     let origin_requests = || async {
         let page = metrics_page(&format!("{edge_http}/metrics")).await;
@@ -451,7 +452,7 @@ async fn viewers_of_the_hinted_part_through_the_edge_share_one_streaming_origin_
         )
         .await;
         assert_eq!(next.status, 200);
-        pl = media_core::hls::ll::check::parse(&text(&next.body)).expect("playlist");
+        pl = media_core::hls::ll::parse::parse(&text(&next.body)).expect("playlist");
         let hint = pl.preload_hint.clone().expect("a preload hint");
         let requests_before = origin_requests().await;
         let url = format!("{base}/{hint}");
@@ -528,7 +529,7 @@ async fn viewers_of_the_hinted_part_through_the_edge_share_one_streaming_origin_
 /// The preload hint of a playlist's text, to tell whether two responses are one revision.
 mod checker {
     pub fn hint_of(text: &str) -> Option<String> {
-        media_core::hls::ll::check::parse(text).ok()?.preload_hint
+        media_core::hls::ll::parse::parse(text).ok()?.preload_hint
     }
 }
 
@@ -554,7 +555,7 @@ async fn held_requests_time_out_with_503_and_are_capped_per_address() {
 
     // Part 0 of the segment after the open one: only a new publish could bring it.
     let (_, body) = get(&format!("{base}/ll.m3u8")).await;
-    let pl = media_core::hls::ll::check::parse(&text(&body)).expect("playlist");
+    let pl = media_core::hls::ll::parse::parse(&text(&body)).expect("playlist");
     let msn = pl.open_msn() + 1;
     let client = reqwest::Client::new();
     let held = [

@@ -263,7 +263,7 @@ pub async fn media(state: &AppState, key: &str, file: &str, peer: IpAddr) -> Res
                 match (st.packager.segment(msn), st.packager.decide_segment(msn)) {
                     (Some(segment), _) => {
                         // A segment goes out as its parts' buffers, never copied into one.
-                        let chunks = segment.parts.iter().flat_map(|p| p.chunks.clone());
+                        let chunks = segment.parts.iter().flat_map(|p| p.chunks.iter().cloned());
                         Step::Ready(Answer::Whole(chunks.collect(), None))
                     }
                     (None, FetchDecision::Wait) => Step::Wait,

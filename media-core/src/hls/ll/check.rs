@@ -9,7 +9,7 @@
 //! everything they both list. [`Checker::check_delta`] compares a delta update with the full
 //! playlist of the same moment. [`first_video_sample_is_idr`] looks inside a part.
 
-pub use super::parse::{parse, Playlist, PlaylistPart, PlaylistSegment};
+use super::parse::{parse, Playlist, PlaylistSegment};
 use super::{PartId, UriTemplate, MIN_PART_SHARE};
 use crate::fmp4::read::{read_init, read_samples};
 use std::collections::BTreeMap;
