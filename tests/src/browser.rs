@@ -9,7 +9,7 @@ use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
-use crate::{wait_for, ChildGuard};
+use crate::{free_port, wait_for, ChildGuard};
 
 /// Headless flags, plus the ones that keep windows other than the current one
 /// running at full speed (timers, rendering, video) as a person's open windows do.
@@ -41,10 +41,7 @@ impl Browser {
     /// Starts chromedriver on a free port and a Chromium session with `options` added to
     /// `goog:chromeOptions` (its `args` after the usual ones).
     pub async fn start(options: Value) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let driver = ChildGuard(
             Command::new("chromedriver")
                 .arg(format!("--port={port}"))

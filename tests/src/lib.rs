@@ -242,6 +242,14 @@ pub async fn start_origin(tweak: impl FnOnce(&mut media_server::Config)) -> medi
         .expect("origin starts")
 }
 
+/// A TCP port free on loopback now, for a tool that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// An edge on an ephemeral loopback port in front of `origin`.
 pub async fn start_edge(
     origin: &media_server::Running,
@@ -452,6 +460,16 @@ pub async fn start_business(token_secret: &str, admin_key: &str) -> business_ser
     business_server::Server::bind(config)
         .await
         .expect("business server starts")
+}
+
+/// The business server of `livepulse demo` on an ephemeral loopback port, showing `web`.
+pub fn demo_business_config(web: business_server::config::WebPage) -> business_server::Config {
+    business_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        listener: net_guard::Limits::one_machine(),
+        web,
+        ..business_server::Config::demo()
+    }
 }
 
 /// Parses a media playlist, failing the test if it is not one.

@@ -1,12 +1,11 @@
 //! nginx with the rtmp module, started on ephemeral loopback ports with a generated config.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ChildGuard;
+use crate::{free_port, ChildGuard};
 
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
@@ -24,13 +23,6 @@ impl Drop for NginxRtmp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// True if nginx and its rtmp module are installed (same skip/fail rule as [`crate::require`]).

@@ -45,14 +45,9 @@ async fn page_server(llhls: String, hls: String) -> business_server::Running {
         hls,
         ..business_server::config::WebPage::default()
     };
-    business_server::Server::bind(business_server::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        listener: net_guard::Limits::one_machine(),
-        web,
-        ..business_server::Config::demo()
-    })
-    .await
-    .expect("business server starts")
+    business_server::Server::bind(livepulse_tests::demo_business_config(web))
+        .await
+        .expect("business server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

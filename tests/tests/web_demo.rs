@@ -61,9 +61,7 @@ impl Stack {
     ) -> business_server::Config {
         business_server::Config {
             listen,
-            listener: net_guard::Limits::one_machine(),
-            web: web.clone(),
-            ..business_server::Config::demo()
+            ..livepulse_tests::demo_business_config(web.clone())
         }
     }
 

@@ -274,3 +274,28 @@ pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
+
+/// POSTs `body` as JSON to `url`, with the admin key if given: the status and the JSON answer
+/// (null when it is not JSON).
+pub async fn post_json(url: String, admin: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(url).json(&body);
+    if let Some(k) = admin {
+        req = req.header("x-admin-key", k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// One purchase of `sale` by `user` with idempotency key `key`, which must answer 200.
+pub async fn buy(addr: SocketAddr, sale: &str, user: &str, key: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/sales/{sale}/purchase"))
+        .bearer_auth(token(user, "*", Role::Viewer))
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}

@@ -8,7 +8,7 @@ use business_server::auth::Role;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::common::{instances, metric, token, Backend, Client, ADMIN, HEAVY};
+use crate::common::{buy, instances, metric, token, Backend, Client, ADMIN, HEAVY};
 
 const USERS: usize = 5_000;
 const KEYS_PER_USER: usize = 2;
@@ -211,21 +211,6 @@ async fn redis_websocket_purchase_across_instances() {
     for s in servers {
         s.shutdown().await;
     }
-}
-
-async fn buy(addr: SocketAddr, sale: &str, user: &str, key: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/sales/{sale}/purchase"))
-        .header(
-            "authorization",
-            format!("Bearer {}", token(user, "*", Role::Viewer)),
-        )
-        .header("idempotency-key", key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use business_server::auth::Role;
 use serde_json::{json, Value};
 
-use crate::common::{instances, token, Backend, Client, ADMIN};
+use crate::common::{instances, post_json, token, Backend, Client, ADMIN};
 
 /// Runs the room scenario with members split over `a` and `b` (the same instance on
 /// the memory backend, two instances on Redis).
@@ -121,16 +121,6 @@ async fn redis_two_instances_share_one_room() {
     for s in servers {
         s.shutdown().await;
     }
-}
-
-async fn post_json(url: String, admin: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(url).json(&body);
-    if let Some(k) = admin {
-        req = req.header("x-admin-key", k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -3,21 +3,12 @@
 
 use std::net::SocketAddr;
 
-use business_server::auth::Role;
 use serde_json::{json, Value};
 
-use crate::common::{instances, token, Backend, Client, ADMIN};
+use crate::common::{buy, instances, post_json, Backend, Client, ADMIN};
 
 async fn post(addr: SocketAddr, path: &str, admin: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body);
-    if let Some(k) = admin {
-        req = req.header("x-admin-key", k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    post_json(format!("http://{addr}{path}"), admin, body).await
 }
 
 #[tokio::test]
@@ -147,14 +138,7 @@ async fn sale_scenario(addr: SocketAddr, b: SocketAddr) {
     assert_eq!(info["sale"]["id"], "drop1");
 
     for user in ["bob", "carol", "dave"] {
-        let r = reqwest::Client::new()
-            .post(format!("http://{addr}/api/v1/sales/drop1/purchase"))
-            .bearer_auth(token(user, "*", Role::Viewer))
-            .header("idempotency-key", format!("{user}-1"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        buy(addr, "drop1", user, &format!("{user}-1")).await;
     }
     let sold_out = alice
         .until(|v| v["type"] == "sale" && v["remaining"] == 0)
